@@ -1,0 +1,97 @@
+"""What every command shares: the project context, output formats, progress."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from qualkit.config import CONFIG_NAME
+from qualkit.errors import QualkitError
+
+log = logging.getLogger("qualkit")
+
+
+class State:
+    """Global options, resolved lazily into an open project."""
+
+    def __init__(self, db: str | None, project_dir: str | None) -> None:
+        self.db = db
+        self.project_dir = project_dir
+        self._project: Any = None
+
+    def project(self) -> Any:
+        """Open the project: --project (or a qualkit.toml here), then --db."""
+        if self._project is None:
+            from qualkit.project import Project
+
+            folder = Path(self.project_dir) if self.project_dir else Path.cwd()
+            if (folder / CONFIG_NAME).exists():
+                self._project = Project.open(folder, self.db)
+            elif self.db:
+                self._project = Project(self.db)
+            else:
+                raise click.UsageError(
+                    f"No {CONFIG_NAME} in {folder} and no database given. Run the command "
+                    "in a project folder, or pass --project DIR or --db PATH."
+                )
+        return self._project
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into click errors (exit 1) with the library's message."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except QualkitError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+def output_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--format table|csv|json`` to a listing command."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format of the listing on stdout.",
+    )(function)
+
+
+def echo_frame(frame: pd.DataFrame, output_format: str) -> None:
+    """Write a DataFrame to stdout in the chosen format."""
+    if output_format == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif output_format == "json":
+        click.echo(frame.to_json(orient="records", force_ascii=False, indent=2))
+    elif frame.empty:
+        click.echo("(no rows)")
+    else:
+        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+            click.echo(frame.to_string(index=False))
+
+
+@contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """Yield an update function for a progress bar on stderr, silent off a terminal."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield lambda _n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update

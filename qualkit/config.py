@@ -1,0 +1,135 @@
+"""The project configuration file, ``qualkit.toml``.
+
+Every path in it is relative to the folder that holds the file.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qualkit.cases import DEFAULT_LEVELS
+from qualkit.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "qualkit.toml"
+
+DEFAULT_CONFIG = """\
+# qualkit project settings. Paths are relative to this file.
+[project]
+title = "{title}"
+database = "qualkit.db"
+# A bundled codebook name or a path to a codebook YAML file.
+codebook = "target_bargaining"
+targets = "targets.yaml"
+levels = ["province", "city", "county", "township"]
+
+[import]
+transcripts = ["transcripts/*.md", "transcripts/*.txt", "transcripts/*.docx"]
+# manifest = "interviews.csv"
+
+[autocode]
+unit = "sentence"              # sentence, turn or match
+include_interviewer = false
+
+[link]
+scope = "sentence"             # quote, sentence or turn
+
+[scores]
+values = []                    # CSV files: target,unit,year,value
+points = []                    # CSV files: target,year,points
+ties = "min"
+transitions = "consecutive"    # consecutive (years with data) or adjacent
+missing = "common"             # common or each_year
+
+[report]
+out = "report"
+formats = ["html", "md"]
+statuses = ["accepted", "suggested"]
+citation = "Interview #{{id}}, {{level}}-level official, {{province}}"
+"""
+
+
+@dataclass
+class ProjectConfig:
+    """Settings read from ``qualkit.toml``, with paths made absolute."""
+
+    root: Path
+    title: str = "qualkit project"
+    database: Path = Path("qualkit.db")
+    codebook: str = "target_bargaining"
+    targets: Path | None = None
+    levels: tuple[str, ...] = DEFAULT_LEVELS
+    transcripts: list[str] = field(default_factory=list)
+    manifest: Path | None = None
+    autocode: dict[str, Any] = field(default_factory=dict)
+    link: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def transcript_paths(self) -> list[Path]:
+        """Return the transcript files the import globs match, sorted, without repeats."""
+        found: dict[Path, None] = {}
+        for pattern in self.transcripts:
+            for path in sorted(self.root.glob(pattern)):
+                if path.is_file():
+                    found[path] = None
+        return list(found)
+
+    def paths(self, section: dict[str, Any], key: str) -> list[Path]:
+        """Return the list of paths under ``key`` of a section, made absolute."""
+        value = section.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        return [self.root / item for item in value]
+
+
+def load_config(folder: str | Path) -> ProjectConfig:
+    """Read ``qualkit.toml`` from ``folder`` (or the file itself if given)."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "project file not found.",
+            path=path,
+            fix="Run 'qualkit init FOLDER' to create one.",
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"invalid TOML: {error}.", path=path) from None
+    return _build_config(data, path)
+
+
+def _build_config(data: dict[str, Any], path: Path) -> ProjectConfig:
+    root = path.parent.resolve()
+    project = data.get("project", {})
+    imports = data.get("import", {})
+    levels = tuple(str(level).lower() for level in project.get("levels", DEFAULT_LEVELS))
+    if not levels:
+        raise ConfigError("'levels' is empty.", path=path, fix="List at least one level.")
+    transcripts = imports.get("transcripts", [])
+    if isinstance(transcripts, str):
+        transcripts = [transcripts]
+
+    return ProjectConfig(
+        root=root,
+        title=str(project.get("title", root.name)),
+        database=root / project.get("database", "qualkit.db"),
+        codebook=str(project.get("codebook", "target_bargaining")),
+        targets=root / project["targets"] if project.get("targets") else None,
+        levels=levels,
+        transcripts=list(transcripts),
+        manifest=root / imports["manifest"] if imports.get("manifest") else None,
+        autocode=dict(data.get("autocode", {})),
+        link=dict(data.get("link", {})),
+        scores=dict(data.get("scores", {})),
+        report=dict(data.get("report", {})),
+    )

@@ -1,0 +1,282 @@
+"""The Python API: one object per project, the same operations as the CLI.
+
+Tables come back as pandas DataFrames. Each write method runs in one
+transaction, so a failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from qualkit import store
+from qualkit.autocode import AutocodeOptions, AutocodeResult, autocode
+from qualkit.cases import DEFAULT_LEVELS, import_manifest
+from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path, store_codebook
+from qualkit.config import CONFIG_NAME, DEFAULT_CONFIG, ProjectConfig, load_config
+from qualkit.errors import QualkitError
+from qualkit.negotiability import NegotiabilityOptions
+from qualkit.panel import PanelImport, compute_scores, import_panel_file
+from qualkit.sources import ImportResult, import_sources
+from qualkit.targets import link_quotes, load_targets, store_targets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildResult:
+    """What ``Project.build`` did, step by step."""
+
+    imported: ImportResult | None = None
+    autocoded: AutocodeResult | None = None
+    links: int = 0
+    panel: list[PanelImport] = field(default_factory=list)
+    report_files: list[Path] = field(default_factory=list)
+
+
+def init_project(folder: str | Path, *, title: str | None = None) -> Path:
+    """Create a project folder with a ``qualkit.toml`` and an empty database."""
+    folder = Path(folder)
+    config_path = folder / CONFIG_NAME
+    if config_path.exists():
+        raise QualkitError(f"{config_path} already exists; the project is set up.")
+    (folder / "transcripts").mkdir(parents=True, exist_ok=True)
+    config_path.write_text(DEFAULT_CONFIG.format(title=title or folder.resolve().name), encoding="utf-8")
+    (folder / "targets.yaml").write_text("targets: []\n", encoding="utf-8")
+    store.open_database(folder / "qualkit.db").close()
+    return config_path
+
+
+class Project:
+    """A qualkit database, optionally with the project folder's settings."""
+
+    def __init__(self, database: str | Path, config: ProjectConfig | None = None) -> None:
+        self.config = config
+        self.db: sqlite_utils.Database = store.open_database(database)
+
+    @classmethod
+    def open(cls, folder: str | Path, database: str | Path | None = None) -> Project:
+        """Open the project in ``folder`` using its ``qualkit.toml``."""
+        config = load_config(folder)
+        return cls(database or config.database, config)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Settings -----------------------------------------------------------
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The government levels metadata may use."""
+        return self.config.levels if self.config else DEFAULT_LEVELS
+
+    def codebook(self, reference: str | Path | None = None) -> Codebook:
+        """Load the codebook named by ``reference`` or by the project settings."""
+        base = self.config.root if self.config else Path.cwd()
+        chosen = str(reference) if reference else (self.config.codebook if self.config else "target_bargaining")
+        return load_codebook(resolve_codebook_path(chosen, base=base))
+
+    # Writes -------------------------------------------------------------
+
+    def import_sources(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        manifest: str | Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportResult:
+        """Import transcripts (and a manifest of interviews) in one transaction."""
+        with store.transaction(self.db):
+            return self._import(list(paths), manifest, progress)
+
+    def _import(self, paths: list[str | Path], manifest: str | Path | None, progress: Any) -> ImportResult:
+        if manifest is not None:
+            import_manifest(self.db, manifest, levels=self.levels)
+        result = import_sources(self.db, paths, levels=self.levels, progress=progress)
+        if result.added or result.updated:
+            store.touch(self.db)
+        return result
+
+    def autocode(
+        self,
+        codebook: Codebook | None = None,
+        options: AutocodeOptions | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> AutocodeResult:
+        """Store the codebook and suggest codings from its rules, in one transaction."""
+        codebook = codebook or self.codebook()
+        with store.transaction(self.db):
+            return self._autocode(codebook, options or self.autocode_options(), force, progress)
+
+    def _autocode(self, codebook: Codebook, options: AutocodeOptions, force: bool, progress: Any) -> AutocodeResult:
+        store_codebook(self.db, codebook)
+        result = autocode(self.db, codebook, options, force=force, progress=progress)
+        if result.added or result.removed:
+            store.touch(self.db)
+        return result
+
+    def autocode_options(self) -> AutocodeOptions:
+        """Return the auto-coding options from the project settings."""
+        settings = self.config.autocode if self.config else {}
+        return AutocodeOptions(**settings)
+
+    def load_targets(self, path: str | Path | None = None) -> int:
+        """Store the targets declared in a targets YAML file; return their number."""
+        chosen = path or (self.config.targets if self.config else None)
+        if chosen is None:
+            raise QualkitError("No targets file given. Pass one or set 'targets' in qualkit.toml.")
+        targets = load_targets(chosen)
+        with store.transaction(self.db):
+            store_targets(self.db, targets)
+        return len(targets)
+
+    def link(self, *, scope: str | None = None) -> int:
+        """Link coded quotes to the targets they name; return the number of links."""
+        settings = self.config.link if self.config else {}
+        statuses = tuple(self.config.report.get("statuses", ("accepted", "suggested"))) if self.config else ("accepted", "suggested")
+        with store.transaction(self.db):
+            return link_quotes(self.db, scope=scope or settings.get("scope", "sentence"), statuses=statuses)
+
+    def import_panel(self, paths: Iterable[str | Path], *, skip_invalid: bool = False) -> list[PanelImport]:
+        """Import value and points CSV files in one transaction."""
+        with store.transaction(self.db):
+            results = [import_panel_file(self.db, path, skip_invalid=skip_invalid) for path in paths]
+            store.touch(self.db)
+        return results
+
+    def negotiability_options(self, **overrides: Any) -> NegotiabilityOptions:
+        """Return negotiability options from the settings, with ``overrides`` applied."""
+        settings = dict(self.config.scores) if self.config else {}
+        fields = NegotiabilityOptions.__dataclass_fields__
+        chosen = {key: value for key, value in settings.items() if key in fields}
+        chosen.update({key: value for key, value in overrides.items() if value is not None})
+        return NegotiabilityOptions(**chosen)
+
+    def negotiability(self, options: NegotiabilityOptions | None = None) -> pd.DataFrame:
+        """Compute and store negotiability scores; return them as a DataFrame."""
+        settings = self.config.scores if self.config else {}
+        with store.transaction(self.db):
+            return compute_scores(
+                self.db,
+                options or self.negotiability_options(),
+                priority_cut=settings.get("priority_cut"),
+                negotiability_cut=settings.get("negotiability_cut"),
+            )
+
+    def build(self, *, report: bool = True, progress: Callable[[str, int], Any] | None = None) -> BuildResult:
+        """Run the whole pipeline from the project settings, in one transaction."""
+        config = self._require_config()
+        result = BuildResult()
+        codebook = self.codebook()
+        targets = load_targets(config.targets) if config.targets else []
+        with store.transaction(self.db):
+            result.imported = self._import(config.transcript_paths(), config.manifest, None)
+            result.autocoded = self._autocode(codebook, self.autocode_options(), False, None)
+            store_targets(self.db, targets)
+            statuses = tuple(config.report.get("statuses", ("accepted", "suggested")))
+            result.links = link_quotes(self.db, scope=config.link.get("scope", "sentence"), statuses=statuses)
+            values = config.paths(config.scores, "values") + config.paths(config.scores, "points")
+            result.panel = [import_panel_file(self.db, path) for path in values]
+            compute_scores(
+                self.db,
+                self.negotiability_options(),
+                priority_cut=config.scores.get("priority_cut"),
+                negotiability_cut=config.scores.get("negotiability_cut"),
+            )
+        if report:
+            result.report_files = self.report()
+        return result
+
+    def report(self, out: str | Path | None = None, formats: Iterable[str] | None = None) -> list[Path]:
+        """Render the evidence report; return the files written."""
+        from qualkit.report import render_report
+
+        settings = self.config.report if self.config else {}
+        root = self.config.root if self.config else Path.cwd()
+        target = Path(out) if out else root / settings.get("out", "report")
+        return render_report(
+            self.db,
+            target,
+            formats=tuple(formats or settings.get("formats", ("html", "md"))),
+            settings=settings,
+            title=self.config.title if self.config else "qualkit report",
+        )
+
+    def _require_config(self) -> ProjectConfig:
+        if self.config is None:
+            raise QualkitError("This needs a project folder with a qualkit.toml.")
+        return self.config
+
+    # Reads --------------------------------------------------------------
+
+    def table(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
+        """Run a read-only SQL query and return the rows as a DataFrame."""
+        return pd.read_sql_query(sql, self.db.conn, params=list(params))
+
+    def sources(self) -> pd.DataFrame:
+        """Sources with their case metadata and counts of segments and codings."""
+        return self.table(
+            "SELECT s.id, s.language, c.province, c.level, c.date, s.path, "
+            "length(s.text) AS characters, "
+            "(SELECT count(*) FROM codings g WHERE g.source_id = s.id) AS codings "
+            "FROM sources s JOIN cases c ON c.id = s.case_id ORDER BY s.id"
+        )
+
+    def cases(self) -> pd.DataFrame:
+        """Cases (interviews) with their metadata, including those without a transcript."""
+        return self.table("SELECT * FROM cases ORDER BY id")
+
+    def conflicts(self) -> pd.DataFrame:
+        """Metadata values that disagree between origins, with the value kept."""
+        return self.table("SELECT * FROM metadata_conflicts ORDER BY case_id, field")
+
+    def codings(self, *, code: str | None = None, source: str | None = None, status: str | None = None) -> pd.DataFrame:
+        """Codings with their quotes, filtered by code (and its children), source or status."""
+        clauses, params = [], []
+        if code:
+            clauses.append("(code_id = ? OR code_id LIKE ?)")
+            params += [code, code + ".%"]
+        if source:
+            clauses.append("source_id = ?")
+            params.append(source)
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self.table(
+            "SELECT id, source_id, start_offset, end_offset, code_id, coder, origin, status, "
+            f"needs_review, quote FROM codings {where} ORDER BY source_id, start_offset, code_id",
+            params,
+        )
+
+    def links(self, target: str | None = None) -> pd.DataFrame:
+        """Quote-target links with the quote and the alias that made the link."""
+        where, params = ("WHERE l.target_id = ?", [target]) if target else ("", [])
+        return self.table(
+            "SELECT l.target_id, l.alias, c.source_id, c.code_id, c.status, c.quote, l.coding_id "
+            f"FROM quote_links l JOIN codings c ON c.id = l.coding_id {where} "
+            "ORDER BY l.target_id, c.source_id, c.start_offset",
+            params,
+        )
+
+    def scores(self) -> pd.DataFrame:
+        """The stored negotiability scores, one row per target."""
+        return self.table(
+            "SELECT t.name, t.researcher_order, s.* FROM scores s JOIN targets t ON t.id = s.target_id "
+            "ORDER BY s.eligible DESC, coalesce(t.researcher_order, s.variation_order, 999), t.name"
+        )

@@ -1,0 +1,320 @@
+"""The project database: one SQLite file opened through sqlite-utils.
+
+Offsets in ``segments``, ``codings`` and ``quote_links`` count Unicode code
+points in ``sources.text`` (Python ``str`` indices), with the end exclusive,
+so ``text[start_offset:end_offset]`` is the quote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from qualkit.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE cases (
+    id TEXT PRIMARY KEY,
+    province TEXT,
+    level TEXT,
+    date TEXT,
+    language TEXT,
+    appendix_group TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    origin TEXT NOT NULL
+);
+CREATE TABLE metadata_conflicts (
+    case_id TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    kept_value TEXT,
+    kept_origin TEXT NOT NULL,
+    other_value TEXT,
+    other_origin TEXT NOT NULL,
+    PRIMARY KEY (case_id, field, other_origin)
+);
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL REFERENCES cases(id),
+    path TEXT,
+    format TEXT NOT NULL,
+    language TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    imported_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE segments (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('turn', 'paragraph', 'sentence')),
+    position INTEGER NOT NULL,
+    parent_id INTEGER REFERENCES segments(id) ON DELETE CASCADE,
+    start_offset INTEGER NOT NULL CHECK (start_offset >= 0),
+    end_offset INTEGER NOT NULL CHECK (end_offset > start_offset),
+    speaker TEXT,
+    role TEXT CHECK (role IN ('interviewer', 'respondent')),
+    timestamp TEXT,
+    UNIQUE (source_id, kind, position)
+);
+CREATE INDEX segments_source_offsets ON segments (source_id, start_offset);
+CREATE TABLE codebooks (
+    id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    title TEXT,
+    path TEXT,
+    content_hash TEXT NOT NULL,
+    loaded_at TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+);
+CREATE TABLE codes (
+    id TEXT PRIMARY KEY,
+    parent_id TEXT REFERENCES codes(id),
+    label TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    when_to_use TEXT,
+    when_not_to_use TEXT,
+    example TEXT,
+    rules TEXT NOT NULL DEFAULT '{}',
+    position INTEGER NOT NULL,
+    codebook_id TEXT NOT NULL,
+    codebook_version TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE codings (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    start_offset INTEGER NOT NULL CHECK (start_offset >= 0),
+    end_offset INTEGER NOT NULL CHECK (end_offset > start_offset),
+    quote TEXT NOT NULL,
+    code_id TEXT NOT NULL REFERENCES codes(id),
+    coder TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('manual', 'auto')),
+    status TEXT NOT NULL CHECK (status IN ('suggested', 'accepted', 'rejected')),
+    codebook_version TEXT NOT NULL,
+    rule TEXT,
+    matched_text TEXT,
+    needs_review INTEGER NOT NULL DEFAULT 0,
+    key_quote INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source_id, start_offset, end_offset, code_id, coder)
+);
+CREATE INDEX codings_code ON codings (code_id, status);
+CREATE INDEX codings_source ON codings (source_id, start_offset);
+CREATE TABLE autocode_state (
+    source_id TEXT PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL
+);
+CREATE TABLE memos (
+    id INTEGER PRIMARY KEY,
+    about TEXT NOT NULL CHECK (about IN ('project', 'source', 'code', 'coding')),
+    about_id TEXT,
+    coder TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE targets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    higher_is_harder INTEGER NOT NULL DEFAULT 1,
+    researcher_order INTEGER,
+    options TEXT NOT NULL DEFAULT '{}',
+    note TEXT
+);
+CREATE TABLE target_aliases (
+    target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    language TEXT NOT NULL,
+    PRIMARY KEY (target_id, alias)
+);
+CREATE TABLE quote_links (
+    coding_id INTEGER NOT NULL REFERENCES codings(id) ON DELETE CASCADE,
+    target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    alias_start INTEGER NOT NULL,
+    alias_end INTEGER NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('manual', 'auto')),
+    PRIMARY KEY (coding_id, target_id)
+);
+CREATE INDEX quote_links_target ON quote_links (target_id);
+CREATE TABLE target_values (
+    target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+    unit TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    value REAL NOT NULL,
+    source_file TEXT,
+    line INTEGER,
+    PRIMARY KEY (target_id, unit, year)
+);
+CREATE TABLE target_points (
+    target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+    year INTEGER NOT NULL,
+    points REAL NOT NULL,
+    source_file TEXT,
+    line INTEGER,
+    PRIMARY KEY (target_id, year)
+);
+CREATE TABLE scores (
+    target_id TEXT PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+    years TEXT,
+    n_years INTEGER,
+    n_units INTEGER,
+    eligible INTEGER NOT NULL,
+    ineligible_reason TEXT,
+    units_changed INTEGER,
+    range_min REAL,
+    range_max REAL,
+    observed INTEGER,
+    possible INTEGER,
+    frequency REAL,
+    mean_points REAL,
+    mean_cv REAL,
+    variation_order INTEGER,
+    priority_level TEXT,
+    negotiability_level TEXT,
+    cell TEXT,
+    expected_response TEXT,
+    options TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def utc_now() -> str:
+    """Return the current UTC time as an ISO 8601 string to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def text_hash(text: str) -> str:
+    """Return the SHA-256 hex digest of ``text`` encoded as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def open_database(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open the qualkit database at ``path``, creating its schema if it is new.
+
+    Foreign keys are on, the journal is in WAL mode and a writer waits up to
+    30 seconds for another process's lock before failing.
+    """
+    path = Path(path)
+    if not create and not path.exists():
+        raise StoreError(
+            f"Database {path} not found. Run 'qualkit init' first or pass --db."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=30)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA foreign_keys = ON")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.enable_wal()
+        _ensure_schema(db, path)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"Cannot open {path} as a qualkit database ({error}). Check that the "
+            "file is a SQLite database written by qualkit, or pass another --db."
+        ) from error
+
+    return db
+
+
+def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
+    if "meta" not in db.table_names():
+        if db.table_names():
+            raise StoreError(
+                f"{path} is a SQLite database but not a qualkit project "
+                f"(it has tables {', '.join(db.table_names()[:5])}). Pass another --db."
+            )
+        with db.atomic():
+            db.executescript(SCHEMA)
+            db["meta"].insert_all(
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "created_at", "value": utc_now()},
+                    {"key": "updated_at", "value": utc_now()},
+                ]
+            )
+        return
+
+    version = int(get_meta(db, "schema_version") or 0)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer qualkit (schema version {version}, this "
+            f"qualkit reads up to {SCHEMA_VERSION}). Upgrade qualkit to open it."
+        )
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
+    """Return the ``meta`` value stored under ``key``, or None."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    """Store ``value`` under ``key`` in the ``meta`` table."""
+    db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Run the block as one transaction: all of its writes land, or none do.
+
+    Nested blocks become savepoints (sqlite-utils' ``atomic``).
+    """
+    with db.atomic():
+        yield db
+
+
+def touch(db: sqlite_utils.Database) -> None:
+    """Record that the project's data changed, for reports' "data as of" line."""
+    set_meta(db, "updated_at", utc_now())
+
+
+def content_hash(db: sqlite_utils.Database) -> str:
+    """Return a SHA-256 digest of every research table's rows, in key order.
+
+    Timestamps are left out, so the digest changes only when the data does.
+    """
+    digest = hashlib.sha256()
+    for table in (
+        "cases",
+        "sources",
+        "segments",
+        "codes",
+        "codings",
+        "memos",
+        "targets",
+        "target_aliases",
+        "quote_links",
+        "target_values",
+        "target_points",
+        "scores",
+    ):
+        columns = [
+            column.name
+            for column in db[table].columns
+            if not column.name.endswith("_at")
+        ]
+        # Row ids are assigned by insertion order, so order by content instead.
+        order = ", ".join(f"[{c}]" for c in columns if c != "id") or "rowid"
+        select = ", ".join(f"[{c}]" for c in columns if c != "id")
+        digest.update(table.encode())
+        for row in db.execute(f"SELECT {select} FROM [{table}] ORDER BY {order}"):
+            digest.update(json.dumps(row, ensure_ascii=False, default=str).encode())
+
+    return digest.hexdigest()
