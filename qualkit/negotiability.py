@@ -2,9 +2,9 @@
 
 For each target and year the units (cities) are ranked by the value they were
 assigned, rank 1 being the hardest target. Between two years with data, a
-unit's rank change is ``rank_to - rank_from``: a negative change means the unit
-was given a relatively harder target than before, a positive one a relatively
-easier target. A target whose ranks change often is read as more negotiable.
+unit's rank change is ``rank_to - rank_from``. A negative change means the unit
+was given a relatively harder target than before, and a positive one a
+relatively easier target. A target whose ranks change often is read as more negotiable.
 
 All functions take and return pandas DataFrames. The method, its options and
 their defaults are described in docs/negotiability.md.
@@ -26,43 +26,18 @@ MISSING_RULES = ("common", "each_year")
 
 VALUE_COLUMNS = ("target", "unit", "year", "value")
 POINT_COLUMNS = ("target", "year", "points")
-CHANGE_COLUMNS = (
-    "target",
-    "from_year",
-    "to_year",
-    "unit",
-    "value_from",
-    "value_to",
-    "rank_from",
-    "rank_to",
-    "change",
+CHANGE_COLUMNS = tuple(
+    "target from_year to_year unit value_from value_to rank_from rank_to change".split()
 )
 CV_COLUMNS = ("target", "year", "n_units", "mean", "sd", "cv")
-SUMMARY_COLUMNS = (
-    "target",
-    "years",
-    "n_years",
-    "n_units",
-    "eligible",
-    "ineligible_reason",
-    "units_changed",
-    "range_min",
-    "range_max",
-    "observed",
-    "possible",
-    "frequency",
-    "mean_points",
-    "mean_cv",
-    "variation_order",
+SUMMARY_COLUMNS = tuple(
+    """target years n_years n_units eligible ineligible_reason units_changed
+    range_min range_max observed possible frequency mean_points mean_cv
+    variation_order""".split()
 )
-TYPOLOGY_COLUMNS = (
-    "target",
-    "priority",
-    "negotiability",
-    "priority_level",
-    "negotiability_level",
-    "cell",
-    "expected_response",
+TYPOLOGY_COLUMNS = tuple(
+    """target priority negotiability priority_level negotiability_level cell
+    expected_response""".split()
 )
 EXPECTED_RESPONSES = {
     ("more", "low"): "moderate bargaining",
@@ -75,12 +50,14 @@ EXPECTED_RESPONSES = {
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise PanelError(
-            f"invalid {name} option {value!r}.", fix=f"Use one of: {', '.join(choices)}."
+            f"invalid {name} option {value!r}.",
+            fix=f"Use one of: {', '.join(choices)}.",
         )
 
 
 def _check_integer(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    is_integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not is_integer or value < minimum:
         raise PanelError(
             f"invalid {name} {value!r}.", fix=f"Use an integer of at least {minimum}."
         )
@@ -93,10 +70,10 @@ class NegotiabilityOptions:
     ties: pandas rank method for equal values ("min", "average", "max",
         "dense", "first"). "first" breaks ties by unit name.
     transitions: "consecutive" pairs each year with the target's next year
-        with data, so 2011 -> 2013 counts when 2012 is missing; "adjacent"
+        with data, so 2011 -> 2013 counts when 2012 is missing. "adjacent"
         keeps only calendar-adjacent pairs such as 2011 -> 2012.
     missing: "common" ranks both years of a transition among the units present
-        in both; "each_year" ranks each year among all units present that year.
+        in both. "each_year" ranks each year among all units present that year.
     min_years: number of years with a value for every unit of the target that
         a target needs to be eligible.
     cv_ddof: delta degrees of freedom of the standard deviation in the
@@ -147,12 +124,15 @@ def rank_changes(
 
     Returns one row per target, transition and unit present in both years,
     sorted by target, from_year and unit. ``per_target`` replaces ``options``
-    for the targets it names. Keys without values are ignored.
+    for the targets it names, and its entries for targets without values are
+    ignored.
     """
     frame = _validate_values(values)
     _check_directions(frame, directions)
     parts = [
-        _target_changes(group, directions[target], _options_for(target, options, per_target))
+        _target_changes(
+            group, directions[target], _options_for(target, options, per_target)
+        )
         for target, group in frame.groupby("target", sort=True)
     ]
 
@@ -177,10 +157,12 @@ def coefficient_of_variation(values: pd.DataFrame, ddof: int = 1) -> pd.DataFram
 
 
 def standardize(values: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
-    """Add column ``z``: (value - year mean) / year SD within each target-year.
+    """Standardize each value within its target-year as (value - mean) / SD.
 
-    The SD uses ``ddof`` delta degrees of freedom, 1 by default as in the
-    sample standard deviation. ``z`` is NaN when the SD is 0 or undefined.
+    Returns a checked copy of ``values``, sorted by target, year and unit, with
+    the column ``z`` added. The SD uses ``ddof`` delta degrees of freedom, 1 by
+    default as in the sample standard deviation. ``z`` is NaN when the SD is 0
+    or undefined.
     """
     _check_integer("ddof", ddof, minimum=0)
     frame = _validate_values(values)
@@ -243,7 +225,9 @@ def variation_order(summary: pd.DataFrame) -> pd.Series:
     )
     positions = range(1, len(ranked) + 1)
 
-    return pd.Series(positions, index=ranked["target"].to_numpy(), name="variation_order")
+    return pd.Series(
+        positions, index=ranked["target"].to_numpy(), name="variation_order"
+    )
 
 
 def typology(
@@ -255,16 +239,18 @@ def typology(
 
     Priority is ``mean_points`` and negotiability is ``frequency``. Each cut
     defaults to the median over eligible targets. A value above the cut is
-    "high" or "more"; a value equal to the cut or below it is "low" or "less".
+    "high" or "more". A value equal to the cut or below it is "low" or "less".
     Raises PanelError when an eligible target has no points.
     """
-    _require_columns(summary, ("target", "eligible", "mean_points", "frequency"), "summary")
+    _require_columns(
+        summary, ("target", "eligible", "mean_points", "frequency"), "summary"
+    )
     eligible = summary[summary["eligible"].astype(bool)]
     without_points = eligible.loc[eligible["mean_points"].isna(), "target"].tolist()
     if without_points:
         raise PanelError(
             f"no points for eligible target(s) {', '.join(without_points)}.",
-            fix="Add their rows to the points table: the typology needs every priority.",
+            fix="Add their rows to the points table.",
         )
 
     priority = eligible["mean_points"].astype(float)
@@ -280,11 +266,18 @@ def typology(
             "priority": priority.to_numpy(),
             "negotiability": negotiability.to_numpy(),
             "priority_level": np.where(priority > priority_cut, "high", "low"),
-            "negotiability_level": np.where(negotiability > negotiability_cut, "more", "less"),
+            "negotiability_level": np.where(
+                negotiability > negotiability_cut, "more", "less"
+            ),
         }
     )
-    table["cell"] = table["negotiability_level"] + " negotiable, " + table["priority_level"] + " priority"
-    levels = zip(table["negotiability_level"], table["priority_level"])
+    levels = list(
+        zip(table["negotiability_level"], table["priority_level"], strict=True)
+    )
+    table["cell"] = [
+        f"{negotiable} negotiable, {important} priority"
+        for negotiable, important in levels
+    ]
     table["expected_response"] = [EXPECTED_RESPONSES[level] for level in levels]
 
     return table.loc[:, list(TYPOLOGY_COLUMNS)]
@@ -313,7 +306,9 @@ def explain(
     lines = _explain_header(target, group, directions[target], options)
     for year, year_rows in group.groupby("year", sort=True):
         lines += _explain_ranking(year, year_rows, directions[target], options)
-    for (from_year, to_year), rows in changes.groupby(["from_year", "to_year"], sort=True):
+    for (from_year, to_year), rows in changes.groupby(
+        ["from_year", "to_year"], sort=True
+    ):
         lines += _explain_transition(from_year, to_year, rows, options)
     lines += _explain_totals(changes)
 
@@ -337,39 +332,21 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], label: str) 
 
 
 def _validate_values(values: pd.DataFrame) -> pd.DataFrame:
-    """Return a checked copy of ``values`` with str ids, int years and float values."""
-    frame = _validate_frame(values, VALUE_COLUMNS, "value", "values")
-    duplicated = frame.duplicated(["target", "unit", "year"], keep=False)
-    if duplicated.any():
-        first = frame[duplicated].iloc[0]
-        raise PanelError(
-            f"values has {int(duplicated.sum())} rows that repeat a target-unit-year, "
-            f"e.g. target {first['target']!r}, unit {first['unit']!r}, "
-            f"year {first['year']}.",
-            fix="Keep one row per target, unit and year.",
-        )
+    """Return a checked copy of ``values`` with str ids, int years, float values."""
+    frame = _validate_frame(values, VALUE_COLUMNS, "values")
 
     return frame.sort_values(["target", "year", "unit"]).reset_index(drop=True)
 
 
 def _validate_points(points: pd.DataFrame) -> pd.DataFrame:
-    """Return a checked copy of ``points`` with str ids, int years and float points."""
-    frame = _validate_frame(points, POINT_COLUMNS, "points", "points")
-    duplicated = frame.duplicated(["target", "year"], keep=False)
-    if duplicated.any():
-        first = frame[duplicated].iloc[0]
-        raise PanelError(
-            f"points has {int(duplicated.sum())} rows that repeat a target-year, "
-            f"e.g. target {first['target']!r}, year {first['year']}.",
-            fix="Keep one row per target and year.",
-        )
-
-    return frame
+    """Return a checked copy of ``points`` with str ids, int years, float points."""
+    return _validate_frame(points, POINT_COLUMNS, "points")
 
 
 def _validate_frame(
-    frame: pd.DataFrame, columns: tuple[str, ...], number_column: str, label: str
+    frame: pd.DataFrame, columns: tuple[str, ...], label: str
 ) -> pd.DataFrame:
+    """Check a values or points table, whose last column contains the numbers."""
     _require_columns(frame, columns, label)
     checked = frame.loc[:, list(columns)].copy()
     for column in columns:
@@ -384,7 +361,21 @@ def _validate_frame(
         if column in checked.columns:
             checked[column] = checked[column].astype(str)
     checked["year"] = _integer_years(checked["year"], label)
-    checked[number_column] = _finite_numbers(checked[number_column], number_column, label)
+    checked[columns[-1]] = _finite_numbers(checked[columns[-1]], columns[-1], label)
+
+    keys = list(columns[:-1])
+    duplicated = checked.duplicated(keys, keep=False)
+    if duplicated.any():
+        first = checked[duplicated].iloc[0]
+        example = ", ".join(
+            f"{key} {first[key]}" if key == "year" else f"{key} {first[key]!r}"
+            for key in keys
+        )
+        raise PanelError(
+            f"{label} has {int(duplicated.sum())} rows that repeat a "
+            f"{'-'.join(keys)}, e.g. {example}.",
+            fix=f"Keep one row per {', '.join(keys)}.",
+        )
 
     return checked
 
@@ -402,12 +393,18 @@ def _integer_years(years: pd.Series, label: str) -> pd.Series:
 
 
 def _finite_numbers(column: pd.Series, name: str, label: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+    if pd.api.types.is_bool_dtype(column):
         raise PanelError(
-            f"{label} column {name} must be numeric, got dtype {column.dtype}.",
-            fix="Convert it with pandas.to_numeric first.",
+            f"{label} column {name} must be numeric, got True/False values."
         )
-    numbers = column.astype(float)
+    numbers = pd.to_numeric(column, errors="coerce").astype(float)
+    not_numbers = numbers.isna()
+    if not_numbers.any():
+        raise PanelError(
+            f"{label} column {name} must be numeric, "
+            f"got {column[not_numbers].iloc[0]!r}.",
+            fix="Correct the value or drop the row.",
+        )
     if not np.isfinite(numbers).all():
         raise PanelError(
             f"{label} column {name} contains an infinite value.",
@@ -422,7 +419,7 @@ def _check_directions(frame: pd.DataFrame, directions: Mapping[str, bool]) -> No
         if target not in directions:
             raise PanelError(
                 f"no direction for target {target!r}.",
-                fix="Give higher_is_harder (True or False) for every target in the values.",
+                fix="Give higher_is_harder (True or False) for every target.",
             )
         if not isinstance(directions[target], (bool, np.bool_)):
             raise PanelError(
@@ -453,7 +450,7 @@ def _rank(year_values: pd.Series, higher_is_harder: bool, ties: str) -> pd.Serie
 
 
 def _transitions(years: list[int], rule: str) -> list[tuple[int, int]]:
-    pairs = list(zip(years[:-1], years[1:]))
+    pairs = list(zip(years[:-1], years[1:], strict=True))
     if rule == "adjacent":
         pairs = [(first, second) for first, second in pairs if second == first + 1]
 
@@ -463,7 +460,7 @@ def _transitions(years: list[int], rule: str) -> list[tuple[int, int]]:
 def _target_changes(
     group: pd.DataFrame, higher_is_harder: bool, options: NegotiabilityOptions
 ) -> pd.DataFrame:
-    """Compute the rank changes of one target; ``group`` holds its rows only."""
+    """Compute the rank changes of one target from ``group``, its rows only."""
     by_year = {
         int(year): rows.set_index("unit")["value"]
         for year, rows in group.groupby("year", sort=True)
@@ -498,12 +495,10 @@ def _target_changes(
 
 def _concat_changes(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not parts:
-        empty = {column: pd.Series(dtype=float) for column in CHANGE_COLUMNS}
-        for column in ("target", "unit"):
-            empty[column] = pd.Series(dtype=str)
-        for column in ("from_year", "to_year"):
-            empty[column] = pd.Series(dtype="int64")
-        return pd.DataFrame(empty).loc[:, list(CHANGE_COLUMNS)]
+        empty = pd.DataFrame(columns=list(CHANGE_COLUMNS), dtype=float)
+        return empty.astype(
+            {"target": str, "unit": str, "from_year": "int64", "to_year": "int64"}
+        )
 
     changes = pd.concat(parts, ignore_index=True)
     changes = changes.sort_values(["target", "from_year", "unit"], kind="mergesort")
@@ -523,7 +518,9 @@ def _years_label(years: list[int]) -> str:
         else:
             runs.append([year])
 
-    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    return ", ".join(
+        str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs
+    )
 
 
 def _full_years(group: pd.DataFrame) -> list[int]:
@@ -550,9 +547,25 @@ def _ineligible_reason(group: pd.DataFrame, options: NegotiabilityOptions) -> st
 
     years = sorted(int(year) for year in group["year"].unique())
     if not _transitions(years, options.transitions):
-        return f"no pair of years to compare under transitions={options.transitions!r}"
+        rule = options.transitions
+        return f"no pair of years to compare under transitions={rule!r}"
 
     return ""
+
+
+def _change_statistics(changes: pd.DataFrame) -> dict[str, float]:
+    """Count observed and possible changes, units changed and the range."""
+    moved = changes[changes["change"] != 0]
+    observed, possible = len(moved), len(changes)
+
+    return {
+        "units_changed": int(moved["unit"].nunique()),
+        "range_min": float(changes["change"].min()) if possible else np.nan,
+        "range_max": float(changes["change"].max()) if possible else np.nan,
+        "observed": observed,
+        "possible": possible,
+        "frequency": observed / possible if possible else np.nan,
+    }
 
 
 def _summary_row(
@@ -564,8 +577,6 @@ def _summary_row(
 ) -> dict[str, object]:
     years = sorted(int(year) for year in group["year"].unique())
     reason = _ineligible_reason(group, options)
-    moved = changes[changes["change"] != 0]
-    observed, possible = len(moved), len(changes)
     year_points = target_points.loc[target_points["year"].isin(years), "points"]
     spread = coefficient_of_variation(group, ddof=options.cv_ddof)
 
@@ -576,12 +587,7 @@ def _summary_row(
         "n_units": int(group["unit"].nunique()),
         "eligible": reason == "",
         "ineligible_reason": reason,
-        "units_changed": int(moved["unit"].nunique()),
-        "range_min": float(changes["change"].min()) if possible else np.nan,
-        "range_max": float(changes["change"].max()) if possible else np.nan,
-        "observed": observed,
-        "possible": possible,
-        "frequency": observed / possible if possible else np.nan,
+        **_change_statistics(changes),
         "mean_points": float(year_points.mean()) if len(year_points) else np.nan,
         "mean_cv": float(spread["cv"].mean()),
         "variation_order": np.nan,
@@ -600,7 +606,10 @@ def _format_change(change: float) -> str:
 
 
 def _explain_header(
-    target: str, group: pd.DataFrame, higher_is_harder: bool, options: NegotiabilityOptions
+    target: str,
+    group: pd.DataFrame,
+    higher_is_harder: bool,
+    options: NegotiabilityOptions,
 ) -> list[str]:
     direction = "highest" if higher_is_harder else "lowest"
     years = sorted(int(year) for year in group["year"].unique())
@@ -611,19 +620,24 @@ def _explain_header(
         f"Target {target}: rank 1 is the {direction} value.",
         f"Options: ties={options.ties}, transitions={options.transitions}, "
         f"missing={options.missing}, min_years={options.min_years}.",
-        f"Years with data: {_years_label(years)}; units: {group['unit'].nunique()}; {status}.",
+        f"Years with data: {_years_label(years)}; "
+        f"units: {group['unit'].nunique()}; {status}.",
     ]
 
 
 def _explain_ranking(
-    year: int, year_rows: pd.DataFrame, higher_is_harder: bool, options: NegotiabilityOptions
+    year: int,
+    year_rows: pd.DataFrame,
+    higher_is_harder: bool,
+    options: NegotiabilityOptions,
 ) -> list[str]:
-    ranks = _rank(year_rows.set_index("unit")["value"], higher_is_harder, options.ties)
     values = year_rows.set_index("unit")["value"]
+    ranks = _rank(values, higher_is_harder, options.ties)
     ordered = sorted(ranks.index, key=lambda unit: (ranks[unit], unit))
     lines = ["", f"Ranking {year} ({len(ordered)} units): rank, unit, value"]
     for unit in ordered:
-        lines.append(f"  {_format_number(ranks[unit]):>5}  {unit:<16} {_format_number(values[unit])}")
+        rank, value = _format_number(ranks[unit]), _format_number(values[unit])
+        lines.append(f"  {rank:>5}  {unit:<16} {value}")
 
     return lines
 
@@ -631,11 +645,16 @@ def _explain_ranking(
 def _explain_transition(
     from_year: int, to_year: int, rows: pd.DataFrame, options: NegotiabilityOptions
 ) -> list[str]:
-    scope = "ranks among these units only" if options.missing == "common" else "ranks as above"
+    scope = (
+        "ranks among these units only"
+        if options.missing == "common"
+        else "ranks as above"
+    )
     moved = rows[rows["change"] != 0]
     lines = [
         "",
-        f"Transition {from_year} -> {to_year}: {len(rows)} units in both years ({scope}).",
+        f"Transition {from_year} -> {to_year}: "
+        f"{len(rows)} units in both years ({scope}).",
     ]
     for row in moved.itertuples():
         lines.append(
@@ -648,16 +667,16 @@ def _explain_transition(
 
 
 def _explain_totals(changes: pd.DataFrame) -> list[str]:
-    observed, possible = int((changes["change"] != 0).sum()), len(changes)
-    if not possible:
+    stats = _change_statistics(changes)
+    if not stats["possible"]:
         return ["", "No transition to compare, so no frequency of change."]
 
-    units_changed = changes.loc[changes["change"] != 0, "unit"].nunique()
-    low, high = changes["change"].min(), changes["change"].max()
-
+    low, high = _format_change(stats["range_min"]), _format_change(stats["range_max"])
     return [
         "",
-        f"Units with any change: {units_changed} of {changes['unit'].nunique()}.",
-        f"Range of change: ({_format_change(low)}, {_format_change(high)}).",
-        f"Frequency: observed / possible = {observed} / {possible} = {observed / possible:.2f}.",
+        f"Units with any change: {stats['units_changed']} "
+        f"of {changes['unit'].nunique()}.",
+        f"Range of change: ({low}, {high}).",
+        f"Frequency: observed / possible = {stats['observed']} / {stats['possible']}"
+        f" = {stats['frequency']:.2f}.",
     ]

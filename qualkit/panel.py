@@ -18,7 +18,12 @@ import pandas as pd
 import sqlite_utils
 
 from qualkit.errors import PanelError
-from qualkit.negotiability import NegotiabilityOptions, summarize, typology
+from qualkit.negotiability import (
+    NegotiabilityOptions,
+    options_from_mapping,
+    summarize,
+    typology,
+)
 
 VALUE_COLUMNS = ("target", "unit", "year", "value")
 POINT_COLUMNS = ("target", "year", "points")
@@ -152,7 +157,7 @@ def compute_scores(
     targets = db.execute("SELECT id, higher_is_harder, options FROM targets").fetchall()
     directions = {row[0]: bool(row[1]) for row in targets}
     per_target = {
-        row[0]: NegotiabilityOptions(**{**asdict(options), **json.loads(row[2])})
+        row[0]: options_from_mapping(json.loads(row[2]), options)
         for row in targets
         if json.loads(row[2])
     }

@@ -70,7 +70,7 @@ CITY_SIZE = {
 }
 
 # Probability of accepting a search step that moves the rank-change statistics
-# further from the goal by 1, 2 or 3; larger steps away are never accepted.
+# further from the goal by 1, 2 or 3. A step that moves further is rejected.
 ACCEPT_WORSE = {1: 0.2, 2: 0.04, 3: 0.008}
 
 
@@ -85,24 +85,39 @@ class Goal:
 
 
 @dataclass(frozen=True)
-class TargetSpec:
-    """How one target's values are generated.
+class Ladder:
+    """The values a target's cities receive in 2011, hardest first.
 
-    ``hardest`` and ``easiest`` are the 2011 values of the rank-1 and the
-    last-ranked city; ``growth`` scales the whole ladder each year after 2011.
-    ``shape`` is "size" (values follow CITY_SIZE, so one city stands far
-    ahead) or "linear" (evenly spaced, as for rates).
+    ``hardest`` and ``easiest`` are the values of the rank-1 and the
+    last-ranked city. ``shape`` is "size" (values follow CITY_SIZE, so the
+    largest city leads) or "linear" (evenly spaced, as for rates).
+    ``growth`` scales the whole ladder each year after 2011, and values are
+    rounded to ``decimals`` places.
     """
 
-    target: str
-    measure: str
-    decimals: int
-    higher_is_harder: bool
     hardest: float
     easiest: float
     shape: str
     growth: float
+    decimals: int
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Settings that generate one target's values.
+
+    ``points`` gives the target's weight for each year with data, so its keys
+    are the target's years. ``absent`` cities have no value in any year.
+    ``missing`` lists the cities without a value in a given year.
+    ``tied_rankings`` fixes each year's ranking as groups of tied cities
+    instead of searching for strict rankings.
+    """
+
+    target: str
+    measure: str
+    ladder: Ladder
     points: dict[int, float]
+    higher_is_harder: bool = True
     goal: Goal | None = None
     adjacent_only: bool = False
     absent: tuple[str, ...] = ()
@@ -111,7 +126,7 @@ class TargetSpec:
 
     @property
     def years(self) -> list[int]:
-        """Years with data: those that have points in the evaluation form."""
+        """Years with data."""
         return sorted(self.points)
 
     @property
@@ -124,147 +139,220 @@ PERSONS = "insured persons, 10,000 persons"
 
 TABLE_1 = (
     TargetSpec(
-        "shanty_town", "shanty-town households to renovate", 0, True,
-        24000, 2500, "size", 0.08, {2011: 3.0, 2012: 4.0, 2013: 3.5},
+        "shanty_town",
+        "shanty-town households to renovate",
+        Ladder(24000, 2500, "size", growth=0.08, decimals=0),
+        points={2011: 3.0, 2012: 4.0, 2013: 3.5},
         goal=Goal(26, 14, -6, 8),
     ),
     TargetSpec(
-        "public_rental_housing", "public rental dwellings to start", 0, True,
-        9000, 800, "size", -0.05, {2011: 3.5, 2013: 3.5},
+        "public_rental_housing",
+        "public rental dwellings to start",
+        Ladder(9000, 800, "size", growth=-0.05, decimals=0),
+        points={2011: 3.5, 2013: 3.5},
         goal=Goal(13, 13, -7, 4),
     ),
     TargetSpec(
-        "maternity_insurance", PERSONS, 1, True,
-        95.0, 6.0, "size", 0.05, {2011: 1.7, 2014: 1.7},
+        "maternity_insurance",
+        PERSONS,
+        Ladder(95.0, 6.0, "size", growth=0.05, decimals=1),
+        points={2011: 1.7, 2014: 1.7},
         goal=Goal(11, 11, -3, 5),
     ),
     TargetSpec(
-        "industrial_water", "water use per 10,000 yuan of industrial value added, m3 (a cap)",
-        1, False, 38.0, 125.0, "size", -0.04, {2011: 5.0, 2012: 5.0, 2013: 4.7},
+        "industrial_water",
+        "cap on water use per 10,000 yuan of industrial value added, m3",
+        Ladder(38.0, 125.0, "size", growth=-0.04, decimals=1),
+        points={2011: 5.0, 2012: 5.0, 2013: 4.7},
+        higher_is_harder=False,
         goal=Goal(22, 13, -4, 7),
     ),
     TargetSpec(
-        "water_function_zones", "water function zones meeting their standard, %", 1, True,
-        92.0, 62.0, "linear", 0.01, {2011: 4.0, 2012: 4.6, 2013: 4.6},
+        "water_function_zones",
+        "water function zones meeting their standard, %",
+        Ladder(92.0, 62.0, "linear", growth=0.01, decimals=1),
+        points={2011: 4.0, 2012: 4.6, 2013: 4.6},
         goal=Goal(17, 13, -2, 7),
     ),
     TargetSpec(
-        "unemployment_insurance", PERSONS, 1, True,
-        68.0, 4.5, "size", 0.04, {2011: 2.0, 2012: 1.5, 2015: 1.6},
+        "unemployment_insurance",
+        PERSONS,
+        Ladder(68.0, 4.5, "size", growth=0.04, decimals=1),
+        points={2011: 2.0, 2012: 1.5, 2015: 1.6},
         goal=Goal(16, 11, -7, 3),
     ),
     TargetSpec(
-        "work_injury_insurance", PERSONS, 1, True,
-        82.0, 5.5, "size", 0.05, {2011: 2.0, 2012: 1.5, 2014: 1.5, 2015: 1.8},
-        goal=Goal(16, 11, -4, 4), adjacent_only=True,
+        "work_injury_insurance",
+        PERSONS,
+        Ladder(82.0, 5.5, "size", growth=0.05, decimals=1),
+        points={2011: 2.0, 2012: 1.5, 2014: 1.5, 2015: 1.8},
+        goal=Goal(16, 11, -4, 4),
+        adjacent_only=True,
     ),
     TargetSpec(
-        "employee_health_insurance", PERSONS, 1, True,
-        150.0, 12.0, "size", 0.03, {2011: 2.0, 2012: 1.6, 2014: 1.6, 2015: 1.6},
-        goal=Goal(14, 11, -4, 3), adjacent_only=True,
+        "employee_health_insurance",
+        PERSONS,
+        Ladder(150.0, 12.0, "size", growth=0.03, decimals=1),
+        points={2011: 2.0, 2012: 1.6, 2014: 1.6, 2015: 1.6},
+        goal=Goal(14, 11, -4, 3),
+        adjacent_only=True,
     ),
     TargetSpec(
-        "wastewater_treatment", "urban wastewater treatment rate, %", 1, True,
-        95.0, 75.0, "linear", 0.01, {2012: 3.4, 2013: 3.4},
+        "wastewater_treatment",
+        "urban wastewater treatment rate, %",
+        Ladder(95.0, 75.0, "linear", growth=0.01, decimals=1),
+        points={2012: 3.4, 2013: 3.4},
         goal=Goal(10, 10, -3, 3),
     ),
     TargetSpec(
-        "imports_exports", "imports and exports, 100 million USD", 2, True,
-        95.0, 2.1, "size", 0.07, {2011: 15.0, 2012: 15.0, 2013: 16.0, 2014: 16.0, 2015: 15.5},
-        goal=Goal(23, 11, -3, 3), absent=("Zhangjiajie",),
+        "imports_exports",
+        "imports and exports, 100 million USD",
+        Ladder(95.0, 2.1, "size", growth=0.07, decimals=2),
+        points={2011: 15.0, 2012: 15.0, 2013: 16.0, 2014: 16.0, 2015: 15.5},
+        goal=Goal(23, 11, -3, 3),
+        absent=("Zhangjiajie",),
     ),
     TargetSpec(
-        "refuse_treatment", "urban refuse treatment rate, %", 1, True,
-        98.0, 70.0, "linear", 0.01, {2012: 3.4, 2013: 3.4},
+        "refuse_treatment",
+        "urban refuse treatment rate, %",
+        Ladder(98.0, 70.0, "linear", growth=0.01, decimals=1),
+        points={2012: 3.4, 2013: 3.4},
         goal=Goal(6, 6, -6, 5),
     ),
     TargetSpec(
-        "pollution_sources", "cut in COD discharge from key pollution sources, %", 2, True,
-        4.8, 1.6, "linear", 0.0, {2012: 4.0, 2013: 4.0},
+        "pollution_sources",
+        "cut in COD discharge from key pollution sources, %",
+        Ladder(4.8, 1.6, "linear", growth=0.0, decimals=2),
+        points={2012: 4.0, 2013: 4.0},
         goal=Goal(6, 6, -1, 1),
     ),
     TargetSpec(
-        "enterprise_pensions", "enterprise pension contributions, 100 million yuan", 2, True,
-        140.0, 8.5, "size", 0.09, {2011: 2.0, 2012: 1.5, 2013: 1.5, 2014: 1.8, 2015: 1.7},
+        "enterprise_pensions",
+        "enterprise pension contributions, 100 million yuan",
+        Ladder(140.0, 8.5, "size", growth=0.09, decimals=2),
+        points={2011: 2.0, 2012: 1.5, 2013: 1.5, 2014: 1.8, 2015: 1.7},
         goal=Goal(21, 11, -5, 4),
     ),
     TargetSpec(
-        "pollution_shutdown", "polluting enterprises or lines to shut down", 0, True,
-        60, 5, "linear", 0.0, {2012: 4.0, 2013: 4.0},
+        "pollution_shutdown",
+        "polluting enterprises or production lines to shut down",
+        Ladder(60, 5, "linear", growth=0.0, decimals=0),
+        points={2012: 4.0, 2013: 4.0},
         goal=Goal(2, 2, -1, 1),
     ),
     TargetSpec(
-        "domestic_investment", "domestic capital from outside Hunan, 100 million yuan", 1, True,
-        850.0, 60.0, "size", 0.10, {2012: 11.0, 2013: 11.5, 2014: 11.5, 2015: 11.6},
+        "domestic_investment",
+        "domestic capital from outside Hunan, 100 million yuan",
+        Ladder(850.0, 60.0, "size", growth=0.10, decimals=1),
+        points={2012: 11.0, 2013: 11.5, 2014: 11.5, 2015: 11.6},
         goal=Goal(6, 3, -1, 1),
     ),
     TargetSpec(
-        "pension_subsidy", "fiscal subsidy to enterprise pension funds, 100 million yuan", 1,
-        True, 6.0, 0.5, "linear", 0.05, {2012: 5.0, 2013: 5.5, 2014: 5.5, 2015: 5.2},
-        # Each year one or two cities join the tie group just above them, so under
-        # ties="min" their rank falls and nobody's rank rises: range (-2, 0).
+        "pension_subsidy",
+        "fiscal subsidy to enterprise pension funds, 100 million yuan",
+        Ladder(6.0, 0.5, "linear", growth=0.05, decimals=1),
+        points={2012: 5.0, 2013: 5.5, 2014: 5.5, 2015: 5.2},
+        # Each year one or two cities join the tied group just above them. Under
+        # ties="min" their rank falls and no rank rises, so the range is (-2, 0).
         tied_rankings=(
-            (("Changsha",), ("Hengyang",), ("Yueyang", "Changde"), ("Zhuzhou",),
-             ("Chenzhou",), ("Shaoyang",), ("Yongzhou",), ("Xiangtan",),
-             ("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)),
-            (("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou"),
-             ("Chenzhou",), ("Shaoyang",), ("Yongzhou",), ("Xiangtan",),
-             ("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)),
-            (("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou"),
-             ("Chenzhou",), ("Shaoyang",), ("Yongzhou", "Xiangtan"),
-             ("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)),
-            (("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou"),
-             ("Chenzhou",), ("Shaoyang",), ("Yongzhou", "Xiangtan"),
-             ("Huaihua", "Yiyang", "Loudi"), ("Xiangxi", "Zhangjiajie")),
+            (
+                *[("Changsha",), ("Hengyang",), ("Yueyang", "Changde"), ("Zhuzhou",)],
+                *[("Chenzhou",), ("Shaoyang",), ("Yongzhou",), ("Xiangtan",)],
+                *[("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)],
+            ),
+            (
+                *[("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou")],
+                *[("Chenzhou",), ("Shaoyang",), ("Yongzhou",), ("Xiangtan",)],
+                *[("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)],
+            ),
+            (
+                *[("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou")],
+                *[("Chenzhou",), ("Shaoyang",), ("Yongzhou", "Xiangtan")],
+                *[("Huaihua", "Yiyang"), ("Loudi",), ("Xiangxi",), ("Zhangjiajie",)],
+            ),
+            (
+                *[("Changsha",), ("Hengyang",), ("Yueyang", "Changde", "Zhuzhou")],
+                *[("Chenzhou",), ("Shaoyang",), ("Yongzhou", "Xiangtan")],
+                *[("Huaihua", "Yiyang", "Loudi"), ("Xiangxi", "Zhangjiajie")],
+            ),
         ),
     ),
     TargetSpec(
-        "fdi", "foreign direct investment actually used, 100 million USD", 2, True,
-        32.0, 0.6, "size", 0.08, {2011: 8.0, 2012: 9.0, 2013: 9.0, 2014: 9.0, 2015: 9.0},
+        "fdi",
+        "foreign direct investment actually used, 100 million USD",
+        Ladder(32.0, 0.6, "size", growth=0.08, decimals=2),
+        points={2011: 8.0, 2012: 9.0, 2013: 9.0, 2014: 9.0, 2015: 9.0},
         goal=Goal(4, 2, -1, 1),
     ),
 )
 
-# Panel targets of the study that Table 1 leaves out: none has values for
-# every one of its cities in two or more years.
+# Panel targets that Table 1 leaves out, because none has values for every
+# one of its cities in two or more years.
 NOT_ELIGIBLE = (
     TargetSpec(
-        "rural_drinking_water", "rural residents given safe drinking water, 10,000 persons",
-        1, True, 45.0, 8.0, "size", 0.0, {2013: 3.0},
+        "rural_drinking_water",
+        "rural residents given safe drinking water, 10,000 persons",
+        Ladder(45.0, 8.0, "size", growth=0.0, decimals=1),
+        points={2013: 3.0},
     ),
     TargetSpec(
-        "forest_coverage", "forest coverage, %", 1, True,
-        66.0, 30.0, "linear", 0.005, {2011: 4.0, 2012: 4.0, 2013: 4.0, 2014: 4.0, 2015: 4.0},
+        "forest_coverage",
+        "forest coverage, %",
+        Ladder(66.0, 30.0, "linear", growth=0.005, decimals=1),
+        points={2011: 4.0, 2012: 4.0, 2013: 4.0, 2014: 4.0, 2015: 4.0},
         missing={year: ("Xiangxi",) for year in (2012, 2013, 2014, 2015)},
     ),
     TargetSpec(
-        "energy_intensity", "cut in energy use per unit of GDP, %", 2, True,
-        4.2, 2.8, "linear", 0.0, {2011: 6.0, 2012: 6.0},
+        "energy_intensity",
+        "cut in energy use per unit of GDP, %",
+        Ladder(4.2, 2.8, "linear", growth=0.0, decimals=2),
+        points={2011: 6.0, 2012: 6.0},
         missing={2012: ("Loudi",)},
     ),
     TargetSpec(
-        "tourism_revenue", "tourism revenue, 100 million yuan", 1, True,
-        850.0, 60.0, "size", 0.12, {2012: 5.0, 2013: 5.0, 2014: 5.0, 2015: 5.0},
-        missing={2012: ("Yiyang",), 2013: ("Loudi",), 2014: ("Shaoyang",), 2015: ("Yongzhou",)},
+        "tourism_revenue",
+        "tourism revenue, 100 million yuan",
+        Ladder(850.0, 60.0, "size", growth=0.12, decimals=1),
+        points={2012: 5.0, 2013: 5.0, 2014: 5.0, 2015: 5.0},
+        missing={
+            2012: ("Yiyang",),
+            2013: ("Loudi",),
+            2014: ("Shaoyang",),
+            2015: ("Yongzhou",),
+        },
     ),
     TargetSpec(
-        "fixed_asset_investment", "fixed-asset investment, 100 million yuan", 1, True,
-        4200.0, 320.0, "size", 0.0, {2012: 20.0},
+        "fixed_asset_investment",
+        "fixed-asset investment, 100 million yuan",
+        Ladder(4200.0, 320.0, "size", growth=0.0, decimals=1),
+        points={2012: 20.0},
     ),
     TargetSpec(
-        "so2_reduction", "cut in sulphur dioxide emissions, %", 2, True,
-        3.5, 1.2, "linear", 0.0, {2011: 4.0, 2015: 4.0},
+        "so2_reduction",
+        "cut in sulphur dioxide emissions, %",
+        Ladder(3.5, 1.2, "linear", growth=0.0, decimals=2),
+        points={2011: 4.0, 2015: 4.0},
         missing={2015: ("Shaoyang", "Zhangjiajie", "Yongzhou", "Huaihua", "Xiangxi")},
     ),
     TargetSpec(
-        "medical_assistance", "urban and rural medical assistance, 10,000 person-times", 1, True,
-        12.0, 1.5, "size", 0.06, {2013: 2.0, 2014: 2.0},
+        "medical_assistance",
+        "urban and rural medical assistance, 10,000 person-times",
+        Ladder(12.0, 1.5, "size", growth=0.06, decimals=1),
+        points={2013: 2.0, 2014: 2.0},
         missing={2013: ("Changsha", "Zhuzhou"), 2014: ("Hengyang",)},
     ),
     TargetSpec(
-        "cultural_industry", "cultural industry value added, % of GDP", 2, True,
-        7.5, 3.0, "linear", 0.0, {2014: 3.0, 2015: 3.0},
-        missing={2015: tuple(city for city in CITIES if city not in ("Changsha", "Zhuzhou", "Xiangtan"))},
+        "cultural_industry",
+        "cultural industry value added, % of GDP",
+        Ladder(7.5, 3.0, "linear", growth=0.0, decimals=2),
+        points={2014: 3.0, 2015: 3.0},
+        missing={
+            2015: tuple(
+                city
+                for city in CITIES
+                if city not in ("Changsha", "Zhuzhou", "Xiangtan")
+            )
+        },
     ),
 )
 
@@ -277,13 +365,17 @@ def transitions(spec: TargetSpec) -> list[tuple[int, int]]:
     years = spec.years
     pairs = [(index, index + 1) for index in range(len(years) - 1)]
     if spec.adjacent_only:
-        pairs = [(first, second) for first, second in pairs if years[second] == years[first] + 1]
+        pairs = [
+            (first, second)
+            for first, second in pairs
+            if years[second] == years[first] + 1
+        ]
 
     return pairs
 
 
 def first_ranking(spec: TargetSpec, rng: random.Random) -> list[str]:
-    """Order the target's cities by size, then swap three random neighbours below rank 1."""
+    """Order the cities by size, then swap three random neighbours below rank 1."""
     ranking = sorted(spec.units, key=lambda city: -CITY_SIZE[city])
     for _ in range(3):
         index = rng.randrange(1, len(ranking) - 1)
@@ -340,12 +432,16 @@ def search_rankings(spec: TargetSpec, rng: random.Random) -> list[list[str]]:
         ranking[i], ranking[j] = ranking[j], ranking[i]
 
         proposed = distance(statistics(rankings, pairs), spec.goal)
-        if proposed <= current or rng.random() < ACCEPT_WORSE.get(proposed - current, 0.0):
+        if proposed <= current or rng.random() < ACCEPT_WORSE.get(
+            proposed - current, 0.0
+        ):
             current = proposed
         else:
             ranking[i], ranking[j] = ranking[j], ranking[i]
 
-    raise RuntimeError(f"no rankings found for {spec.target} in {MAX_SEARCH_STEPS} steps")
+    raise RuntimeError(
+        f"no rankings found for {spec.target} in {MAX_SEARCH_STEPS} steps"
+    )
 
 
 def drifting_rankings(spec: TargetSpec, rng: random.Random) -> list[list[str]]:
@@ -374,71 +470,79 @@ def ranked_groups(spec: TargetSpec, rng: random.Random) -> list[list[tuple[str, 
 
 
 def growth_factor(growth: float, year: int) -> float:
+    """Return (1 + growth) ** (year - 2011), by repeated multiplication."""
     factor = 1.0
     for _ in range(year - FIRST_YEAR):
         factor *= 1.0 + growth
     return factor
 
 
-def ladder_shape(spec: TargetSpec, levels: int) -> list[float]:
+def ladder_weights(spec: TargetSpec, levels: int) -> list[float]:
     """Return ``levels`` weights from 1 (hardest) down to 0 (easiest)."""
-    if spec.shape == "linear" or levels != len(spec.units):
-        return [1.0 - level / (levels - 1) for level in range(levels)]
+    even = [1.0 - level / (levels - 1) for level in range(levels)]
+    if spec.ladder.shape == "linear" or levels != len(spec.units):
+        return even
 
     # Blending city size with even spacing keeps the largest city ahead without
     # a gap so wide that a change at the top looks absurd.
     sizes = sorted((CITY_SIZE[city] for city in spec.units), reverse=True)
     return [
-        0.4 * (size - sizes[-1]) / (sizes[0] - sizes[-1]) + 0.6 * (1.0 - level / (levels - 1))
-        for level, size in enumerate(sizes)
+        0.4 * (size - sizes[-1]) / (sizes[0] - sizes[-1]) + 0.6 * weight
+        for size, weight in zip(sizes, even, strict=True)
     ]
 
 
-def value_ladder(spec: TargetSpec, year: int, levels: int, rng: random.Random) -> list[float]:
+def value_ladder(
+    spec: TargetSpec, year: int, levels: int, rng: random.Random
+) -> list[float]:
     """Draw ``levels`` rounded values, strictly ordered from hardest to easiest."""
-    factor = growth_factor(spec.growth, year)
-    raw = [
-        (spec.easiest + (spec.hardest - spec.easiest) * weight)
-        * factor
-        * (1.0 + rng.uniform(-JITTER, JITTER))
-        for weight in ladder_shape(spec, levels)
-    ]
+    ladder = spec.ladder
+    factor = growth_factor(ladder.growth, year)
+    raw = []
+    for weight in ladder_weights(spec, levels):
+        value = ladder.easiest + (ladder.hardest - ladder.easiest) * weight
+        raw.append(value * factor * (1.0 + rng.uniform(-JITTER, JITTER)))
     raw.sort(reverse=spec.higher_is_harder)
 
-    step = (1.0, 0.1, 0.01)[spec.decimals]
-    ladder = [round(raw[0], spec.decimals)]
+    # Rounding can make neighbours equal, so each value is nudged one step past
+    # the one before. Only the tied groups of a ranking then share a value.
+    step = (1.0, 0.1, 0.01)[ladder.decimals]
+    if not spec.higher_is_harder:
+        step = -step
+    values = [round(raw[0], ladder.decimals)]
     for value in raw[1:]:
-        value = round(value, spec.decimals)
-        if spec.higher_is_harder and value >= ladder[-1]:
-            value = round(ladder[-1] - step, spec.decimals)
-        if not spec.higher_is_harder and value <= ladder[-1]:
-            value = round(ladder[-1] + step, spec.decimals)
-        ladder.append(value)
+        value = round(value, ladder.decimals)
+        if (values[-1] - value) * step <= 0:
+            value = round(values[-1] - step, ladder.decimals)
+        values.append(value)
 
-    if min(ladder) <= 0:
-        raise RuntimeError(f"{spec.target} {year}: ladder reached zero; widen its values")
-    return ladder
+    if min(values) <= 0:
+        raise RuntimeError(f"{spec.target} {year}: a value reached zero")
+    return values
 
 
-def target_rows(spec: TargetSpec, rng: random.Random) -> list[tuple[str, str, int, str]]:
+def target_rows(spec: TargetSpec, rng: random.Random) -> list[tuple[object, ...]]:
     """Generate the (target, unit, year, value) rows of one target."""
     values: dict[tuple[str, int], float] = {}
-    for year, groups in zip(spec.years, ranked_groups(spec, rng)):
+    for year, groups in zip(spec.years, ranked_groups(spec, rng), strict=True):
         ladder = value_ladder(spec, year, len(groups), rng)
-        for group, value in zip(groups, ladder):
+        for group, value in zip(groups, ladder, strict=True):
             for city in group:
                 if city not in spec.missing.get(year, ()):
                     values[(city, year)] = value
 
+    decimals = spec.ladder.decimals
     return [
-        (spec.target, city, year, f"{values[(city, year)]:.{spec.decimals}f}")
+        (spec.target, city, year, f"{values[(city, year)]:.{decimals}f}")
         for city in spec.units
         for year in spec.years
         if (city, year) in values
     ]
 
 
-def write_csv(path: Path, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+def write_csv(
+    path: Path, header: tuple[str, ...], rows: list[tuple[object, ...]]
+) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
@@ -452,11 +556,19 @@ def build(output_dir: Path) -> None:
     point_rows: list[tuple[object, ...]] = []
     for spec in TABLE_1 + NOT_ELIGIBLE:
         value_rows += target_rows(spec, rng)
-        point_rows += [(spec.target, year, f"{spec.points[year]:.1f}") for year in spec.years]
+        point_rows += [
+            (spec.target, year, f"{spec.points[year]:.1f}") for year in spec.years
+        ]
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(output_dir / "target_values.csv", ("target", "unit", "year", "value"), value_rows)
-    write_csv(output_dir / "target_points.csv", ("target", "year", "points"), point_rows)
+    write_csv(
+        output_dir / "target_values.csv",
+        ("target", "unit", "year", "value"),
+        value_rows,
+    )
+    write_csv(
+        output_dir / "target_points.csv", ("target", "year", "points"), point_rows
+    )
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ def cli(ctx: click.Context, db: str | None, project_dir: str | None, verbose: in
 @click.option("--title", help="Project title shown in reports.")
 @handle_errors
 def init(folder: str, title: str | None) -> None:
-    """Create a project: a qualkit.toml, a targets file and an empty database."""
+    """Create a project folder.
+
+    Writes a qualkit.toml, an empty targets.yaml and an empty database.
+    """
     from qualkit.project import init_project
 
     path = init_project(folder, title=title)
@@ -49,7 +52,7 @@ def init(folder: str, title: str | None) -> None:
 @click.pass_context
 @handle_errors
 def build(ctx: click.Context, folder: str, no_report: bool) -> None:
-    """Run the whole pipeline for a project folder from its qualkit.toml.
+    """Run the whole pipeline for a project folder.
 
     \b
     Imports transcripts, auto-codes them, links quotes to targets, imports
@@ -83,7 +86,10 @@ def build(ctx: click.Context, folder: str, no_report: bool) -> None:
 @pass_state
 @handle_errors
 def import_command(state: State, files: tuple[str, ...], manifest: str | None) -> None:
-    """Import transcripts (.txt, .md with front matter, .docx) as sources."""
+    """Import transcripts as sources.
+
+    Takes .txt, .md (with YAML front matter) and .docx files.
+    """
     project = state.project()
     with progress_bar(len(files), "Importing") as update:
         result = project.import_sources(files, manifest=manifest, progress=update)
@@ -104,7 +110,10 @@ def import_command(state: State, files: tuple[str, ...], manifest: str | None) -
 @pass_state
 @handle_errors
 def autocode(state: State, codebook: str | None, unit: str | None, include_interviewer: bool | None, force: bool) -> None:
-    """Apply the codebook's rules and store their hits as suggestions to review."""
+    """Suggest codings from the codebook's rules.
+
+    Rule hits are stored as suggestions for a coder to review.
+    """
     from dataclasses import replace
 
     project = state.project()
@@ -125,7 +134,10 @@ def autocode(state: State, codebook: str | None, unit: str | None, include_inter
 @pass_state
 @handle_errors
 def link(state: State, targets_file: str | None, scope: str | None) -> None:
-    """Link coded quotes to the targets they name (English or Chinese aliases)."""
+    """Link coded quotes to the targets they name.
+
+    A target is named by any of its English or Chinese aliases.
+    """
     project = state.project()
     if targets_file or project.config is not None:
         project.load_targets(targets_file)
@@ -169,7 +181,10 @@ def sources(state: State, output_format: str) -> None:
 @pass_state
 @handle_errors
 def conflicts(state: State, output_format: str) -> None:
-    """List metadata values that disagree between a manifest and transcripts."""
+    """List metadata values that disagree.
+
+    A manifest and a transcript's front matter may give different values.
+    """
     echo_frame(state.project().conflicts(), output_format)
 
 
@@ -179,7 +194,7 @@ def conflicts(state: State, output_format: str) -> None:
 @pass_state
 @handle_errors
 def report(state: State, out: str | None, formats: tuple[str, ...]) -> None:
-    """Render the evidence report (self-contained HTML and Markdown)."""
+    """Render the evidence report (HTML, Markdown)."""
     for path in state.project().report(out, formats or None):
         click.echo(f"Wrote {path}")
 

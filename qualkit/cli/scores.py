@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from qualkit.cli.common import State, echo_frame, handle_errors, output_option, pass_state
@@ -60,12 +62,16 @@ def explain(state: State, target: str, ties: str | None, transitions: str | None
     """Print each year's ranking of TARGET and every counted rank change."""
     from qualkit.errors import NotFoundError
     from qualkit.negotiability import explain as explain_target
+    from qualkit.negotiability import options_from_mapping
     from qualkit.panel import panel_frames
 
     project = state.project()
     values, _ = panel_frames(project.db)
     if target not in set(values["target"]):
         raise NotFoundError(f"No values for target {target!r}. See 'qualkit scores negotiability --all' for ids.")
-    row = project.db.execute("SELECT higher_is_harder FROM targets WHERE id = ?", [target]).fetchone()
-    options = project.negotiability_options(ties=ties, transitions=transitions, missing=missing)
+    row = project.db.execute("SELECT higher_is_harder, options FROM targets WHERE id = ?", [target]).fetchone()
+    # The target's own options in targets.yaml override the project's; flags given here override both.
+    options = options_from_mapping(json.loads(row[1] or "{}"), project.negotiability_options())
+    flags = {"ties": ties, "transitions": transitions, "missing": missing}
+    options = options_from_mapping({k: v for k, v in flags.items() if v is not None}, options)
     click.echo(explain_target(values, target, {target: bool(row[0])}, options))
