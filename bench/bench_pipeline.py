@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import itertools
 import os
 import platform
 import pstats
@@ -183,6 +184,53 @@ ZH_QUESTIONS = [
     "明白了。然后{subject}怎么做的？",
 ]
 
+# Names of places, firms and projects give the corpus a long tail of rare
+# words, as real transcripts have; they are drawn with Zipf weights.
+NAME_LEXICON_SIZE = 6000
+EN_SYLLABLES = [
+    "an", "bai", "bao", "bei", "chang", "chen", "cheng", "da", "dong", "fang",
+    "feng", "fu", "gao", "guang", "hai", "he", "hong", "hua", "huang", "jia",
+    "jiang", "jin", "kang", "lan", "li", "lian", "lin", "long", "ming", "nan",
+    "ning", "ping", "qing", "quan", "rong", "shan", "sheng", "shi", "shui",
+    "song", "tai", "tian", "wan", "wen", "xi", "xin", "xing", "yang", "yong",
+    "yuan", "yun", "ze", "zhong", "zhou",
+]
+EN_PLACE_NOUNS = [
+    "district", "township", "road project", "company", "park", "hospital",
+    "school", "market", "industrial zone", "bridge", "station", "village",
+    "reservoir", "factory", "estate", "street", "tunnel", "canal",
+]
+EN_ADJECTIVES = [
+    "new", "old", "second", "main", "northern", "southern", "eastern", "western",
+    "local", "small", "large", "revised", "final", "monthly", "annual",
+    "complete", "difficult", "simple", "expensive", "cheap", "important",
+    "busy", "quiet", "modern", "municipal", "rural", "central", "early", "late",
+    "whole", "detailed", "rough", "technical", "legal", "temporary", "permanent",
+    "additional", "separate", "joint", "regional", "national", "special",
+    "urgent", "unfinished", "narrow", "wide", "long", "short",
+]
+EN_NOUNS = [
+    "meeting", "budget", "survey", "road", "bridge", "canal", "factory",
+    "warehouse", "clinic", "kindergarten", "library", "stadium", "museum",
+    "square", "tunnel", "dormitory", "canteen", "archive", "contract",
+    "agreement", "proposal", "timetable", "inventory", "checklist", "handbook",
+    "ledger", "invoice", "receipt", "application", "licence", "permit",
+    "certificate", "workshop", "seminar", "lecture", "exhibition", "festival",
+    "pipeline", "substation", "railway", "airport", "harbour", "depot",
+    "garage", "playground", "cinema", "hotel", "restaurant", "supermarket",
+    "greenhouse", "dairy", "bakery", "mill", "quarry", "dam", "dike", "ferry",
+    "pier",
+]
+ZH_NAME_CHARACTERS = (
+    "青山河阳东西南北新平兴华林石城江湖桥岭源溪湾塘龙凤金银松柏梅兰竹桃李花云霞"
+    "明福寿康宁泰和顺昌盛永长广丰白红黄"
+)
+ZH_PLACE_SUFFIXES = ["村", "镇", "街道", "工业园", "公司", "路", "大桥", "小区", "中学", "医院", "厂", "社区"]
+ZH_NOUNS = [
+    "项目", "道路", "厂房", "围墙", "预算", "合同", "规划", "账目", "档案", "工程",
+    "设备", "课程", "图纸", "材料", "仓库", "食堂", "宿舍", "停车场", "图书馆", "菜市场",
+]
+
 PROVINCES = [
     "Sichuan", "Jiangxi", "Guangdong", "Hubei", "Hunan", "Shandong", "Henan",
     "Guizhou", "Yunnan", "Zhejiang", "Jiangsu", "Fujian", "Anhui", "Shaanxi",
@@ -254,21 +302,49 @@ class TextGenerator:
         self.keywords = keywords
         if language == "en":
             self.openers, self.subjects, self.verbs = EN_OPENERS, EN_SUBJECTS, EN_VERBS
-            self.objects, self.tails, self.links = EN_OBJECTS, EN_TAILS, EN_LINKS
+            self.tails, self.links = EN_TAILS, EN_LINKS
             self.frames, self.questions = EN_KEYWORD_FRAMES, EN_QUESTIONS
         else:
             self.openers, self.subjects, self.verbs = ZH_OPENERS, ZH_SUBJECTS, ZH_VERBS
-            self.objects, self.tails, self.links = ZH_OBJECTS, ZH_TAILS, ZH_LINKS
+            self.tails, self.links = ZH_TAILS, ZH_LINKS
             self.frames, self.questions = ZH_KEYWORD_FRAMES, ZH_QUESTIONS
+        self.names = self._name_lexicon()
+        self.name_weights = list(itertools.accumulate(1 / rank for rank in range(1, len(self.names) + 1)))
+
+    def _name_lexicon(self) -> list[str]:
+        """Return distinct synthetic names, most frequent first."""
+        names: dict[str, None] = {}
+        while len(names) < NAME_LEXICON_SIZE:
+            if self.language == "en":
+                name = "".join(self.rng.choices(EN_SYLLABLES, k=self.rng.randint(2, 3))).capitalize()
+            else:
+                name = "".join(self.rng.choices(ZH_NAME_CHARACTERS, k=2))
+            names[name] = None
+        return list(names)
+
+    def _object(self) -> str:
+        """Return an object phrase: a stock phrase, an adjective and noun, or a named place."""
+        roll = self.rng.random()
+        name = self.rng.choices(self.names, cum_weights=self.name_weights)[0]
+        if self.language == "en":
+            if roll < 0.5:
+                return self.rng.choice(EN_OBJECTS).format(n=f"{self.rng.randint(2, 90) * 100:,}")
+            if roll < 0.75:
+                return f"the {self.rng.choice(EN_ADJECTIVES)} {self.rng.choice(EN_NOUNS)}"
+            return f"the {name} {self.rng.choice(EN_PLACE_NOUNS)}"
+        if roll < 0.5:
+            return self.rng.choice(ZH_OBJECTS)
+        if roll < 0.75:
+            return f"{name}{self.rng.choice(ZH_PLACE_SUFFIXES)}的{self.rng.choice(ZH_NOUNS)}"
+        return f"{name}{self.rng.choice(ZH_PLACE_SUFFIXES)}"
 
     def _slots(self) -> dict[str, str]:
         choice = self.rng.choice
-        number = f"{self.rng.randint(2, 90) * 100:,}" if self.language == "en" else ""
         return {
             "opener": choice(self.openers),
             "subject": choice(self.subjects),
             "verb": choice(self.verbs),
-            "object": choice(self.objects).format(n=number),
+            "object": self._object(),
             "tail": choice(self.tails),
             "kw": choice(self.keywords),
         }

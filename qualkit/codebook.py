@@ -6,6 +6,7 @@ it whole and raises ``CodebookError`` with the file, the line and a fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -316,10 +317,9 @@ def _check_regexes(items: list[Any], code_id: str, path: Path) -> tuple[str, ...
 def _check_patterns(
     items: list[Any], code_id: str, path: Path
 ) -> tuple[tuple[dict[str, Any], ...], ...]:
-    from spacy.lang.en import English
     from spacy.matcher import Matcher
 
-    matcher = Matcher(English().vocab, validate=True)
+    matcher = Matcher(_pattern_vocab(), validate=True)
     patterns = []
     for index, item in enumerate(items):
         pattern = [dict(token) for token in item] if isinstance(item, list) else None
@@ -340,6 +340,14 @@ def _check_patterns(
             ) from None
         patterns.append(tuple(pattern))
     return tuple(patterns)
+
+
+@functools.lru_cache(maxsize=1)
+def _pattern_vocab() -> Any:
+    # Building a pipeline costs about 0.15 s; one vocabulary serves every check.
+    from spacy.lang.en import English
+
+    return English().vocab
 
 
 def _check_leaves(codebook: Codebook) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
@@ -64,9 +65,20 @@ def _english_forms() -> tuple[dict[str, str], dict[str, frozenset[str]]]:
 
 
 def word_forms(word: str) -> frozenset[str]:
-    """Return ``word`` lower-cased with every form sharing its lookup lemma."""
+    """Return ``word`` lower-cased with the forms the lookup table gives it.
+
+    Keywords are written as base forms, so ``word`` is first taken as a lemma
+    itself; only a word that is no lemma in the table ("talked") falls back
+    to its own lemma. Taking every word through the table first would let
+    "number" match "numb", which the table lists as its lemma.
+    """
     lemma_of, forms = _english_forms()
     lower = word.lower()
+    if lower in forms:
+        return frozenset({lower} | forms[lower])
+    if lower in STOP_WORDS:
+        # The table's guesses for function words ("as" -> "a") are noise.
+        return frozenset({lower})
     lemma = lemma_of.get(lower, lower)
     return frozenset({lower, lemma} | forms.get(lemma, frozenset()))
 

@@ -105,7 +105,7 @@ def _store_source(
     digest = text_hash(text)
     case_id = item.metadata.get("case") or item.source_id
     result.conflicts.extend(
-        store_case(db, case_id, item.metadata, origin=str(item.transcript.path))
+        store_case(db, case_id, item.metadata, origin=item.transcript.path.name)
     )
     existing = db.execute(
         "SELECT text, content_hash FROM sources WHERE id = ?", [item.source_id]
@@ -189,6 +189,8 @@ def sentence_spans(doc: Any) -> list[tuple[int, int]]:
     spans = []
     for sentence in doc.sents:
         start, end = sentence.start_char, sentence.end_char
+        while start < end and doc.text[start].isspace():
+            start += 1
         while end > start and doc.text[end - 1].isspace():
             end -= 1
         if end > start:

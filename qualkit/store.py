@@ -221,9 +221,9 @@ def open_database(path: str | Path, *, create: bool = True) -> sqlite_utils.Data
         conn = sqlite3.connect(str(path), timeout=30)
         db = sqlite_utils.Database(conn)
         db.execute("PRAGMA foreign_keys = ON")
+        _ensure_schema(db, path)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.enable_wal()
-        _ensure_schema(db, path)
     except sqlite3.DatabaseError as error:
         raise StoreError(
             f"Cannot open {path} as a qualkit database ({error}). Check that the "

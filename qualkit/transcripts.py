@@ -27,7 +27,8 @@ _TURN_LABEL = re.compile(
 )
 _INTERVIEWER_LABELS = {"interviewer", "q", "i", "问"}
 _RESPONDENT_LABELS = {"respondent", "interviewee", "a", "r", "答"}
-_TIMESTAMP = re.compile(r"^\[?(?P<time>\d{1,2}:\d{2}:\d{2})(?:[.,]\d+)?\]?[ \t]*")
+# Used with Pattern.match(text, pos), which anchors at pos, so no "^".
+_TIMESTAMP = re.compile(r"\[?(?P<time>\d{1,2}:\d{2}:\d{2})(?:[.,]\d+)?\]?[ \t]*")
 
 
 @dataclass

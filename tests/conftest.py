@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,12 @@ def _count_rows(path: Path, table: str) -> int:
         connection.close()
 
 
+@pytest.fixture(autouse=True)
+def no_database_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a QUALKIT_DB set in the shell from choosing the tests' database."""
+    monkeypatch.delenv("QUALKIT_DB", raising=False)
+
+
 @pytest.fixture
 def snapshot_of() -> Callable[[Path], dict[str, Any]]:
     """Return the function that records a built project's counts, hash and reports."""
@@ -155,28 +162,45 @@ def sample_copy(sample_project: BuiltSample, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bundled_codebook() -> Codebook:
+def bundled_codebook_load() -> tuple[Codebook, float]:
+    """The codebook that ships with qualkit and the seconds its one load took."""
+    started = time.perf_counter()
+    codebook = load_codebook(resolve_codebook_path("target_bargaining"))
+    return codebook, time.perf_counter() - started
+
+
+@pytest.fixture(scope="session")
+def bundled_codebook(bundled_codebook_load: tuple[Codebook, float]) -> Codebook:
     """The codebook that ships with qualkit, loaded once per session."""
-    return load_codebook(resolve_codebook_path("target_bargaining"))
+    return bundled_codebook_load[0]
 
 
-@pytest.fixture
-def make_codebook(tmp_path: Path) -> Callable[..., Codebook]:
-    """Return a function that writes the tiny codebook with given keywords and loads it."""
+@pytest.fixture(scope="session")
+def make_codebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Codebook]:
+    """Return a function that writes the tiny codebook with given keywords and loads it.
+
+    Codebooks are frozen, so one made with the same arguments is reused:
+    each load builds spaCy pipelines to validate the patterns, which is slow.
+    """
+    folder = tmp_path_factory.mktemp("codebooks")
+    made: dict[tuple[Any, ...], Codebook] = {}
 
     def make(
         underpromise_en: tuple[str, ...] = ("talk the target down",),
         underpromise_zh: tuple[str, ...] = ("留一手",),
         version: str = "1",
     ) -> Codebook:
-        text = TINY_CODEBOOK.format(
-            version=version,
-            underpromise_en="[" + ", ".join(underpromise_en) + "]",
-            underpromise_zh="[" + ", ".join(underpromise_zh) + "]",
-        )
-        path = tmp_path / f"tiny-{version}.yaml"
-        path.write_text(text, encoding="utf-8")
-        return load_codebook(path)
+        key = (underpromise_en, underpromise_zh, version)
+        if key not in made:
+            text = TINY_CODEBOOK.format(
+                version=version,
+                underpromise_en="[" + ", ".join(underpromise_en) + "]",
+                underpromise_zh="[" + ", ".join(underpromise_zh) + "]",
+            )
+            path = folder / f"tiny-{len(made) + 1}.yaml"
+            path.write_text(text, encoding="utf-8")
+            made[key] = load_codebook(path)
+        return made[key]
 
     return make
 
