@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from qualkit.codebook import Codebook
+from qualkit.errors import QualkitError
 from qualkit.nlp import add_words_to_segmenter, load_pipeline
 from qualkit.rules import Match, RuleSet
 from qualkit.store import utc_now
@@ -38,6 +39,12 @@ class AutocodeOptions:
     unit: str = "sentence"
     include_interviewer: bool = False
     model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise QualkitError(
+                f"Unknown auto-coding unit {self.unit!r}. Use one of: {', '.join(UNITS)}."
+            )
 
 
 @dataclass

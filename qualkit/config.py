@@ -5,6 +5,7 @@ Every path in it is relative to the folder that holds the file.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class ProjectConfig:
     codebook: str = "target_bargaining"
     targets: Path | None = None
     levels: tuple[str, ...] = DEFAULT_LEVELS
+    coder: str | None = None
     transcripts: list[str] = field(default_factory=list)
     manifest: Path | None = None
     autocode: dict[str, Any] = field(default_factory=dict)
@@ -96,7 +98,8 @@ def load_config(folder: str | Path) -> ProjectConfig:
     if path.is_dir():
         path = path / CONFIG_NAME
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(
             "project file not found.",
@@ -105,7 +108,46 @@ def load_config(folder: str | Path) -> ProjectConfig:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"invalid TOML: {error}.", path=path) from None
+    _check_keys(data, text, path)
     return _build_config(data, path)
+
+
+# Keys checked here; [import] and [scores] are checked by the code that reads them.
+KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
+    "project": ("title", "database", "codebook", "targets", "levels", "coder"),
+    "import": None,
+    "autocode": ("unit", "include_interviewer", "model"),
+    "link": ("scope",),
+    "scores": None,
+    "report": ("out", "formats", "statuses", "quotes_per_target", "citation", "templates"),
+}
+
+
+def _check_keys(data: dict[str, Any], text: str, path: Path) -> None:
+    for section, values in data.items():
+        if section not in KNOWN_KEYS:
+            raise ConfigError(
+                f"unknown section [{section}].",
+                path=path,
+                line=_line_of(text, rf"^\s*\[{re.escape(section)}\]"),
+                fix=f"Use only: {', '.join(f'[{name}]' for name in KNOWN_KEYS)}.",
+            )
+        allowed = KNOWN_KEYS[section]
+        if allowed is None or not isinstance(values, dict):
+            continue
+        for key in values:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown setting {key!r} in [{section}].",
+                    path=path,
+                    line=_line_of(text, rf"^\s*{re.escape(key)}\s*="),
+                    fix=f"Use one of: {', '.join(allowed)}.",
+                )
+
+
+def _line_of(text: str, pattern: str) -> int | None:
+    found = re.search(pattern, text, re.MULTILINE)
+    return text.count("\n", 0, found.start()) + 1 if found else None
 
 
 def _build_config(data: dict[str, Any], path: Path) -> ProjectConfig:
@@ -126,6 +168,7 @@ def _build_config(data: dict[str, Any], path: Path) -> ProjectConfig:
         codebook=str(project.get("codebook", "target_bargaining")),
         targets=root / project["targets"] if project.get("targets") else None,
         levels=levels,
+        coder=str(project["coder"]) if project.get("coder") else None,
         transcripts=list(transcripts),
         manifest=root / imports["manifest"] if imports.get("manifest") else None,
         autocode=dict(data.get("autocode", {})),

@@ -40,7 +40,8 @@ class InputError(QualkitError):
             where += ": "
         text = where + self.message
         if self.fix:
-            text += f" {self.fix}"
+            # A multi-line message (a list of rows) gets its fix on a line of its own.
+            text += ("\n" if "\n" in self.message else " ") + self.fix
         return text
 
 

@@ -19,6 +19,7 @@ from qualkit.errors import QualkitError
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("en", "zh")
+MAX_TEXT_LENGTH = 100_000_000
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0002ffff]")
 
 
@@ -60,6 +61,9 @@ def load_pipeline(language: str, model: str | None = None) -> Language:
         nlp = spacy.blank(language)
     if not (nlp.has_pipe("parser") or nlp.has_pipe("senter")):
         nlp.add_pipe("sentencizer")
+        # spaCy's 1,000,000-character cap protects parsers' memory; a blank
+        # pipeline with a sentencizer handles a whole unbroken transcript.
+        nlp.max_length = MAX_TEXT_LENGTH
 
     return nlp
 

@@ -20,7 +20,7 @@ from qualkit.autocode import AutocodeOptions, AutocodeResult, autocode
 from qualkit.cases import DEFAULT_LEVELS, import_manifest
 from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path, store_codebook
 from qualkit.config import CONFIG_NAME, DEFAULT_CONFIG, ProjectConfig, load_config
-from qualkit.errors import QualkitError
+from qualkit.errors import NotFoundError, QualkitError
 from qualkit.negotiability import NegotiabilityOptions
 from qualkit.panel import PanelImport, compute_scores, import_panel_file
 from qualkit.sources import ImportResult, import_sources
@@ -56,15 +56,19 @@ def init_project(folder: str | Path, *, title: str | None = None) -> Path:
 class Project:
     """A qualkit database, optionally with the project folder's settings."""
 
-    def __init__(self, database: str | Path, config: ProjectConfig | None = None) -> None:
+    def __init__(
+        self, database: str | Path, config: ProjectConfig | None = None, *, create: bool = True
+    ) -> None:
         self.config = config
-        self.db: sqlite_utils.Database = store.open_database(database)
+        self.db: sqlite_utils.Database = store.open_database(database, create=create)
 
     @classmethod
-    def open(cls, folder: str | Path, database: str | Path | None = None) -> Project:
+    def open(
+        cls, folder: str | Path, database: str | Path | None = None, *, create: bool = True
+    ) -> Project:
         """Open the project in ``folder`` using its ``qualkit.toml``."""
         config = load_config(folder)
-        return cls(database or config.database, config)
+        return cls(database or config.database, config, create=create)
 
     def close(self) -> None:
         """Close the database."""
@@ -213,9 +217,20 @@ class Project:
             self.db,
             target,
             formats=tuple(formats or settings.get("formats", ("html", "md"))),
-            settings=settings,
+            settings={**self._score_cuts(), **settings},
             title=self.config.title if self.config else "qualkit report",
         )
+
+    def _require_known(self, table: str, value: str | None, noun: str, listing: str) -> None:
+        """Raise NotFoundError when a filter names an id the project does not have."""
+        if value is None:
+            return
+        if self.db.execute(f"SELECT 1 FROM [{table}] WHERE id = ?", [value]).fetchone() is None:
+            raise NotFoundError(f"Unknown {noun} {value!r}. See '{listing}' for the ids.")
+
+    def _score_cuts(self) -> dict[str, Any]:
+        scores = self.config.scores if self.config else {}
+        return {key: scores.get(key) for key in ("priority_cut", "negotiability_cut")}
 
     def _require_config(self) -> ProjectConfig:
         if self.config is None:
@@ -248,6 +263,8 @@ class Project:
     def codings(self, *, code: str | None = None, source: str | None = None, status: str | None = None) -> pd.DataFrame:
         """Codings with their quotes, filtered by code (and its children), source or status."""
         clauses, params = [], []
+        self._require_known("codes", code, "code", "qualkit codebook show")
+        self._require_known("sources", source, "source", "qualkit sources")
         if code:
             clauses.append("(code_id = ? OR code_id LIKE ?)")
             params += [code, code + ".%"]
@@ -266,6 +283,7 @@ class Project:
 
     def links(self, target: str | None = None) -> pd.DataFrame:
         """Quote-target links with the quote and the alias that made the link."""
+        self._require_known("targets", target, "target", "qualkit scores negotiability --all")
         where, params = ("WHERE l.target_id = ?", [target]) if target else ("", [])
         return self.table(
             "SELECT l.target_id, l.alias, c.source_id, c.code_id, c.status, c.quote, l.coding_id "
@@ -276,7 +294,21 @@ class Project:
 
     def scores(self) -> pd.DataFrame:
         """The stored negotiability scores, one row per target."""
-        return self.table(
+        frame = self.table(
             "SELECT t.name, t.researcher_order, s.* FROM scores s JOIN targets t ON t.id = s.target_id "
             "ORDER BY s.eligible DESC, coalesce(t.researcher_order, s.variation_order, 999), t.name"
         )
+        return _whole_numbers(frame)
+
+
+def _whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn float columns that hold only whole numbers (or gaps) into Int64.
+
+    SQLite hands back REAL for columns such as a range of rank changes, and a
+    gap makes pandas use floats; '-6.0' in a table reads as a measurement.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind == "f" and values.dropna().apply(float.is_integer).all():
+            frame[column] = values.astype("Int64")
+    return frame

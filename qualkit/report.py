@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def report_context(db: sqlite_utils.Database, settings: dict[str, Any], title: s
     sections = _target_sections(db, cases, statuses, citation, per_target)
     quoted = {quote["source_id"] for section in sections for quote in section["quotes"]}
     scores = _scores(db)
+    eligible = [row for row in scores if row["eligible"]]
 
     return {
         "title": title,
@@ -108,6 +110,8 @@ def report_context(db: sqlite_utils.Database, settings: dict[str, Any], title: s
         "scores": [row for row in scores if row["eligible"]],
         "ineligible": [row for row in scores if not row["eligible"]],
         "typology": _typology(scores),
+        "cuts": _cuts(eligible, settings),
+        "quotes_per_target": per_target,
         "sections": sections,
         "counts": _counts(db, statuses),
     }
@@ -171,6 +175,20 @@ def _typology(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cell["targets"].append(row["name"])
     order = [("more", "low"), ("more", "high"), ("less", "low"), ("less", "high")]
     return [cells[key] for key in order if key in cells]
+
+
+def _cuts(eligible: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """Return the typology's cut points and whether each is the median split."""
+    priorities = [row["mean_points"] for row in eligible if row["mean_points"] is not None]
+    frequencies = [row["frequency"] for row in eligible if row["frequency"] is not None]
+    priority_cut = settings.get("priority_cut")
+    negotiability_cut = settings.get("negotiability_cut")
+    return {
+        "priority": priority_cut if priority_cut is not None else (statistics.median(priorities) if priorities else None),
+        "priority_rule": "given" if priority_cut is not None else "median",
+        "negotiability": negotiability_cut if negotiability_cut is not None else (statistics.median(frequencies) if frequencies else None),
+        "negotiability_rule": "given" if negotiability_cut is not None else "median",
+    }
 
 
 def _target_sections(

@@ -143,8 +143,10 @@ class RuleSet:
     def match(self, doc: Doc) -> list[Match]:
         """Return every rule hit in ``doc``, offsets relative to ``doc.text``."""
         hits: list[Match] = []
+        # Doc.text joins every token on each access, so read it once.
+        text = doc.text
         if self.language == "zh":
-            hits.extend(self._phrase_hits(_char_doc(self.nlp, doc.text.lower())))
+            hits.extend(self._phrase_hits(_char_doc(self.nlp, text.lower())))
         else:
             hits.extend(self._phrase_hits(doc))
         token_hits = self.tokens(doc) if len(self.tokens) else []
@@ -152,7 +154,7 @@ class RuleSet:
             code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
             hits.append(Match(code_id, doc[start].idx, doc[end - 1].idx + len(doc[end - 1]), rule))
         for code_id, expression, rule in self.regexes:
-            for found in expression.finditer(doc.text):
+            for found in expression.finditer(text):
                 hits.append(Match(code_id, found.start(), found.end(), rule))
         return hits
 

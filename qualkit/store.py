@@ -194,6 +194,38 @@ CREATE TABLE scores (
 );
 """
 
+# The coding history: one row per changed row, grouped into batches (one
+# command, or one decision in the interactive review), and each coder's place
+# in the review. Written with IF NOT EXISTS because databases created before
+# these tables get them from qualkit.audit.ensure_history_tables.
+HISTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    coder TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    command TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('insert', 'update', 'delete')),
+    before TEXT,
+    after TEXT,
+    undone_by TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_log_batch ON audit_log (batch_id);
+CREATE INDEX IF NOT EXISTS audit_log_coder ON audit_log (coder, id);
+CREATE TABLE IF NOT EXISTS review_state (
+    coder TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    coding_id INTEGER,
+    sort_key TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (coder, scope)
+);
+"""
+
+SCHEMA += HISTORY_SCHEMA
+
 
 def utc_now() -> str:
     """Return the current UTC time as an ISO 8601 string to the second."""
@@ -224,6 +256,16 @@ def open_database(path: str | Path, *, create: bool = True) -> sqlite_utils.Data
         _ensure_schema(db, path)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.enable_wal()
+    except sqlite3.OperationalError as error:
+        if "readonly" in str(error) or "unable to open" in str(error):
+            raise StoreError(
+                f"Cannot write to {path} ({error}). qualkit needs write access to the "
+                "database and its folder; fix the permissions or work on a copy."
+            ) from error
+        raise StoreError(
+            f"Cannot open {path} as a qualkit database ({error}). Check that the "
+            "file is a SQLite database written by qualkit, or pass another --db."
+        ) from error
     except sqlite3.DatabaseError as error:
         raise StoreError(
             f"Cannot open {path} as a qualkit database ({error}). Check that the "

@@ -32,6 +32,14 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
+class _BadValue(Exception):
+    def __init__(self, key: Any, value: Any, error: ValueError, line: int) -> None:
+        self.key = key
+        self.value = value
+        self.error = error
+        self.line = line
+
+
 class _DuplicateKey(Exception):
     def __init__(self, key: Any, first_line: int, line: int) -> None:
         self.key = key
@@ -50,7 +58,11 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
             raise _DuplicateKey(
                 key, mapping.key_lines[key], key_node.start_mark.line + 1
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)
+        try:
+            mapping[key] = loader.construct_object(value_node, deep=True)
+        except ValueError as error:
+            # PyYAML turns "2016-13-45" into a date and fails inside datetime.
+            raise _BadValue(key, value_node.value, error, value_node.start_mark.line + 1) from None
         mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
@@ -87,12 +99,22 @@ def parse_yaml(text: str, *, path: str | Path, first_line: int = 1) -> Any:
             line=error.line + shift,
             fix="Remove or rename one of them.",
         ) from None
+    except _BadValue as error:
+        raise InputError(
+            f"invalid value {error.value!r} for {error.key!r} ({error.error}).",
+            path=path,
+            line=error.line + first_line - 1,
+            fix="Correct the value; write dates as YYYY-MM-DD.",
+        ) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(
-            error, "context_mark", None
-        )
-        line = mark.line + first_line if mark is not None else None
         problem = getattr(error, "problem", None) or str(error)
+        mark = getattr(error, "problem_mark", None)
+        context = getattr(error, "context_mark", None)
+        # An unclosed quote or bracket is reported at the end of the text;
+        # the line where it opened is the one to fix.
+        if context is not None and (mark is None or "end of stream" in problem):
+            mark = context
+        line = mark.line + first_line if mark is not None else None
         raise InputError(
             f"invalid YAML: {problem}.",
             path=path,

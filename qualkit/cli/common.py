@@ -19,6 +19,9 @@ from qualkit.errors import QualkitError
 
 log = logging.getLogger("qualkit")
 
+# Quotes are cut to this many characters in table listings; csv and json keep them whole.
+TABLE_COLUMN_WIDTH = 80
+
 
 class State:
     """Global options, resolved lazily into an open project."""
@@ -28,16 +31,20 @@ class State:
         self.project_dir = project_dir
         self._project: Any = None
 
-    def project(self) -> Any:
-        """Open the project: --project (or a qualkit.toml here), then --db."""
+    def project(self, *, create: bool = False) -> Any:
+        """Open the project: --project (or a qualkit.toml here), then --db.
+
+        Only commands that add data pass ``create``; a listing on a mistyped
+        --db path must fail rather than create an empty database.
+        """
         if self._project is None:
             from qualkit.project import Project
 
             folder = Path(self.project_dir) if self.project_dir else Path.cwd()
             if (folder / CONFIG_NAME).exists():
-                self._project = Project.open(folder, self.db)
+                self._project = Project.open(folder, self.db, create=create)
             elif self.db:
-                self._project = Project(self.db)
+                self._project = Project(self.db, create=create)
             else:
                 raise click.UsageError(
                     f"No {CONFIG_NAME} in {folder} and no database given. Run the command "
@@ -83,8 +90,7 @@ def echo_frame(frame: pd.DataFrame, output_format: str) -> None:
     elif frame.empty:
         click.echo("(no rows)")
     else:
-        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-            click.echo(frame.to_string(index=False))
+        click.echo(frame.to_string(index=False, max_colwidth=TABLE_COLUMN_WIDTH))
 
 
 @contextmanager

@@ -1,0 +1,145 @@
+"""Messy and hostile inputs found by trying qualkit as a new user.
+
+Each case ends in a clear error naming the file, line or value, with the
+database left as it was, or in correct output.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from qualkit.cli import cli
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(cli, list(args), prog_name="qualkit")
+
+
+@pytest.fixture
+def project(runner: CliRunner, tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    result = invoke(runner, "init", str(folder))
+    assert result.exit_code == 0, result.stderr
+    return folder
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / "transcripts" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_impossible_date_names_line(runner: CliRunner, project: Path, hash_of: Any) -> None:
+    before = hash_of(project / "qualkit.db")
+    path = write(project, "a.md", "---\nid: A1\nlevel: city\ndate: 2016-13-45\n---\n\nInterviewer: Hi.\n")
+    result = invoke(runner, "--project", str(project), "import", str(path))
+
+    assert result.exit_code == 1
+    assert f"{path}, line 4" in result.stderr
+    assert "2016-13-45" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert hash_of(project / "qualkit.db") == before
+
+
+def test_paragraph_over_spacy_limit_imports(runner: CliRunner, project: Path) -> None:
+    # spaCy refuses texts over nlp.max_length (1,000,000 characters) by default.
+    sentence = "We asked the province to lower the target for new jobs. "
+    body = sentence * (1_100_000 // len(sentence) + 1)
+    path = write(project, "long.md", "---\nid: L1\nlanguage: en\n---\n\n" + body + "\n")
+    result = invoke(runner, "--project", str(project), "import", str(path))
+
+    assert result.exit_code == 0, result.stderr
+    assert "1 added" in result.stdout
+
+
+def test_misspelt_setting_names_line(runner: CliRunner, project: Path) -> None:
+    config = project / "qualkit.toml"
+    text = config.read_text(encoding="utf-8").replace('unit = "sentence"', 'unti = "sentence"')
+    config.write_text(text, encoding="utf-8")
+    line = text[: text.index("unti")].count("\n") + 1
+    result = invoke(runner, "build", str(project))
+
+    assert result.exit_code == 1
+    assert f"qualkit.toml, line {line}: unknown setting 'unti' in [autocode]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_unit_value_rejected(runner: CliRunner, project: Path) -> None:
+    config = project / "qualkit.toml"
+    text = config.read_text(encoding="utf-8").replace('unit = "sentence"', 'unit = "chapter"')
+    config.write_text(text, encoding="utf-8")
+    result = invoke(runner, "build", str(project))
+
+    assert result.exit_code == 1
+    assert "'chapter'" in result.stderr
+
+
+def test_listing_missing_db_fails(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nosuch" / "dir" / "x.db"
+    result = invoke(runner, "--db", str(missing), "sources")
+
+    assert result.exit_code == 1
+    assert "not found" in result.stderr
+    assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("codings", "--code", "nosuch"), "Unknown code 'nosuch'", id="code"),
+        pytest.param(("codings", "--source", "NOSUCH"), "Unknown source 'NOSUCH'", id="source"),
+        pytest.param(("links", "--target", "nosuch"), "Unknown target 'nosuch'", id="target"),
+    ],
+)
+def test_unknown_filter_id_fails(
+    runner: CliRunner, sample_project: Any, args: tuple[str, ...], message: str
+) -> None:
+    result = invoke(runner, "--project", str(sample_project.folder), *args)
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def test_read_only_db_message(runner: CliRunner, sample_copy: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root can write to read-only files, so the case cannot occur")
+    database = sample_copy / "qualkit.db"
+    database.chmod(0o444)
+    sample_copy.chmod(0o555)
+    try:
+        result = invoke(runner, "--project", str(sample_copy), "sources")
+    finally:
+        sample_copy.chmod(0o755)
+        database.chmod(0o644)
+
+    assert result.exit_code == 1
+    assert "write access" in result.stderr
+
+
+def test_markdown_quotes_are_separate_paragraphs(sample_project: Any) -> None:
+    report = (sample_project.folder / "report" / "report.md").read_text(encoding="utf-8")
+    lines = report.splitlines()
+    citations = [i for i, line in enumerate(lines) if line.startswith("— Interview")]
+
+    assert citations
+    for index in citations:
+        assert lines[index - 1] == ""
+        assert not lines[index - 1].startswith(">")
+
+
+def test_panel_error_fix_on_own_line(runner: CliRunner, sample_copy: Path) -> None:
+    values = sample_copy / "bad.csv"
+    values.write_text("target,unit,year,value\nfdi,Changsha,2011,abc\n", encoding="utf-8")
+    result = invoke(runner, "--project", str(sample_copy), "scores", "import", str(values))
+
+    assert result.exit_code == 1
+    message_lines = result.stderr.strip().splitlines()
+    assert re.search(r"line 2: .*'abc'", result.stderr)
+    assert message_lines[-1].startswith(("Correct", "Fix"))
