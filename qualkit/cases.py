@@ -1,36 +1,49 @@
 """Cases (interviews) and their metadata: validation, manifests and conflicts.
 
-Metadata for one interview can come from a manifest CSV and from a
-transcript's front matter. The first value stored is kept; a different value
-from another origin is recorded in ``metadata_conflicts`` and reported.
+Metadata for one interview can come from a manifest CSV, from a
+transcript's front matter and from import options. The first value stored is
+kept, and a different value from another origin is recorded in
+``metadata_conflicts`` and reported. An origin that changes its own value
+(an edited manifest or front matter imported again) updates it.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from qualkit.errors import TranscriptError
+from qualkit.readers.common import read_bytes
+from qualkit.readers.encoding import decode_bytes
+
+log = logging.getLogger(__name__)
 
 CASE_FIELDS = ("province", "level", "date", "language", "appendix_group")
 DEFAULT_LEVELS = ("province", "city", "county", "township")
+LANGUAGES = ("en", "zh")
+# The manifest column that names an interview's transcript file.
+FILE_COLUMN = "file"
 
 
 def clean_metadata(
     raw: dict[str, Any],
     *,
-    path: str | Path,
+    path: str | Path | None,
     lines: dict[str, int] | None = None,
     levels: tuple[str, ...] = DEFAULT_LEVELS,
 ) -> dict[str, Any]:
     """Validate metadata values and return them as strings, ``attributes`` apart.
 
-    ``lines`` maps keys to file lines for error messages.
+    ``lines`` maps keys to file lines for error messages; ``path`` is None
+    for values given as import options. Languages are normalized to ``en``
+    or ``zh`` (``zh-CN`` becomes ``zh``).
     """
     lines = lines or {}
     metadata: dict[str, Any] = {}
@@ -65,6 +78,16 @@ def clean_metadata(
                 fix="Write it as YYYY-MM-DD.",
                 **where,
             ) from None
+    if "language" in metadata:
+        language = metadata["language"].lower().replace("_", "-").split("-")[0]
+        if language not in LANGUAGES:
+            raise TranscriptError(
+                f"language {metadata['language']!r} is not supported.",
+                line=lines.get("language"),
+                fix=f"Use one of: {', '.join(LANGUAGES)}.",
+                **where,
+            )
+        metadata["language"] = language
     metadata["attributes"] = attributes
 
     return metadata
@@ -73,8 +96,12 @@ def clean_metadata(
 def store_case(
     db: sqlite_utils.Database, case_id: str, metadata: dict[str, Any], origin: str
 ) -> list[dict[str, Any]]:
-    """Insert the case or record where ``metadata`` disagrees with it.
+    """Insert the case, or reconcile ``metadata`` from ``origin`` with the stored case.
 
+    A field that is still empty is filled in. A value from the origin that
+    stored the case replaces the stored one, because that origin was
+    edited. A different value from another origin is recorded as a
+    conflict, and a conflict that ``origin`` no longer has is removed.
     Returns the conflicts found, as rows of ``metadata_conflicts``.
     """
     existing = db.execute(
@@ -87,7 +114,9 @@ def store_case(
             {
                 "id": case_id,
                 **{name: metadata.get(name) for name in CASE_FIELDS},
-                "attributes": json.dumps(metadata.get("attributes", {}), ensure_ascii=False, sort_keys=True),
+                "attributes": json.dumps(
+                    metadata.get("attributes", {}), ensure_ascii=False, sort_keys=True
+                ),
                 "origin": origin,
             }
         )
@@ -96,21 +125,26 @@ def store_case(
     kept_origin = existing[-1]
     for name, kept in zip(CASE_FIELDS, existing[:-1]):
         other = metadata.get(name)
-        if other is None:
+        if other is None or other == kept:
+            if other is not None:
+                _resolve_conflict(db, case_id, name, origin)
             continue
-        if kept is None:
+        if kept is None or origin == kept_origin:
             db.execute(f"UPDATE cases SET [{name}] = ? WHERE id = ?", [other, case_id])
-        elif kept != other and origin != kept_origin:
-            conflicts.append(
-                {
-                    "case_id": case_id,
-                    "field": name,
-                    "kept_value": kept,
-                    "kept_origin": kept_origin,
-                    "other_value": other,
-                    "other_origin": origin,
-                }
-            )
+            if kept is not None:
+                log.info("%s: %s changed from %r to %r in %s", case_id, name, kept, other, origin)
+                _refresh_conflicts(db, case_id, name, other)
+            continue
+        conflicts.append(
+            {
+                "case_id": case_id,
+                "field": name,
+                "kept_value": kept,
+                "kept_origin": kept_origin,
+                "other_value": other,
+                "other_origin": origin,
+            }
+        )
     if conflicts:
         db["metadata_conflicts"].upsert_all(
             conflicts, pk=("case_id", "field", "other_origin")
@@ -118,36 +152,89 @@ def store_case(
     return conflicts
 
 
-def import_manifest(
-    db: sqlite_utils.Database, path: str | Path, *, levels: tuple[str, ...] = DEFAULT_LEVELS
-) -> int:
-    """Store the cases listed in a manifest CSV (columns id, province, level, date...).
+def _resolve_conflict(db: sqlite_utils.Database, case_id: str, name: str, origin: str) -> None:
+    db.execute(
+        "DELETE FROM metadata_conflicts WHERE case_id = ? AND field = ? AND other_origin = ?",
+        [case_id, name, origin],
+    )
 
-    Returns the number of rows read. Raises TranscriptError naming the line of
-    the first invalid row.
+
+def _refresh_conflicts(db: sqlite_utils.Database, case_id: str, name: str, kept: str) -> None:
+    db.execute(
+        "DELETE FROM metadata_conflicts WHERE case_id = ? AND field = ? AND other_value = ?",
+        [case_id, name, kept],
+    )
+    db.execute(
+        "UPDATE metadata_conflicts SET kept_value = ? WHERE case_id = ? AND field = ?",
+        [kept, case_id, name],
+    )
+
+
+def read_manifest(
+    path: str | Path, *, levels: tuple[str, ...] = DEFAULT_LEVELS
+) -> list[dict[str, Any]]:
+    """Read and validate a manifest CSV (columns id, province, level, date, ...).
+
+    Returns one cleaned metadata dict per row; a ``file`` column lands in
+    ``attributes``. The encoding is detected as for transcripts, so a CSV
+    saved by Excel on Chinese Windows (GBK) reads correctly. Raises
+    TranscriptError naming the line of the first invalid row.
     """
     path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise TranscriptError("manifest file not found.", path=path) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "id" not in [n.strip().lower() for n in reader.fieldnames]:
-            raise TranscriptError(
-                "the manifest has no 'id' column.",
-                path=path,
-                line=1,
-                fix="Add a header row with at least: id, province, level, date.",
-            )
-        rows = list(reader)
+    text, _ = decode_bytes(read_bytes(path), path=path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [str(name).strip().lower() for name in reader.fieldnames or []]
+    if "id" not in columns:
+        raise TranscriptError(
+            "the manifest has no 'id' column.",
+            path=path,
+            line=1,
+            fix="Add a header row with at least: id, province, level, date.",
+        )
     seen: dict[str, int] = {}
-    for number, row in enumerate(rows, start=2):
+    files: dict[str, int] = {}
+    rows = []
+    for row in reader:
+        number = reader.line_num
         line_of = {str(key).strip().lower(): number for key in row}
         metadata = clean_metadata(row, path=path, lines=line_of, levels=levels)
         _check_row_line(metadata, path, number, seen)
-        store_case(db, metadata["id"], metadata, origin=path.name)
+        _check_file_cell(metadata, path, number, files)
+        rows.append(metadata)
+    return rows
+
+
+def store_manifest(
+    db: sqlite_utils.Database, rows: list[dict[str, Any]], origin: str
+) -> list[dict[str, Any]]:
+    """Store the cases of a manifest read by ``read_manifest``; return the conflicts."""
+    conflicts = []
+    for metadata in rows:
+        conflicts.extend(store_case(db, metadata["id"], metadata, origin=origin))
+    return conflicts
+
+
+def import_manifest(
+    db: sqlite_utils.Database, path: str | Path, *, levels: tuple[str, ...] = DEFAULT_LEVELS
+) -> int:
+    """Store the cases listed in a manifest CSV; return the number of rows read."""
+    rows = read_manifest(path, levels=levels)
+    store_manifest(db, rows, origin=Path(path).name)
     return len(rows)
+
+
+def case_ids_by_file(db: sqlite_utils.Database) -> dict[str, str]:
+    """Return the case id of each transcript file name listed in a manifest's file column."""
+    found = {}
+    for case_id, attributes in db.execute("SELECT id, attributes FROM cases"):
+        name = json.loads(attributes or "{}").get(FILE_COLUMN)
+        if name:
+            found[_file_name(name)] = case_id
+    return found
+
+
+def _file_name(value: str) -> str:
+    return value.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _check_row_line(metadata: dict[str, Any], path: Path, line: int, seen: dict[str, int]) -> None:
@@ -162,3 +249,18 @@ def _check_row_line(metadata: dict[str, Any], path: Path, line: int, seen: dict[
             fix="Keep one row per interview.",
         )
     seen[case_id] = line
+
+
+def _check_file_cell(metadata: dict[str, Any], path: Path, line: int, files: dict[str, int]) -> None:
+    name = metadata["attributes"].get(FILE_COLUMN)
+    if not name:
+        return
+    key = _file_name(name)
+    if key in files:
+        raise TranscriptError(
+            f"file {name!r} is listed twice (first on line {files[key]}).",
+            path=path,
+            line=line,
+            fix="Give each transcript file one row.",
+        )
+    files[key] = line

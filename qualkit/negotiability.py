@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from qualkit.errors import PanelError
+from qualkit.rank_explain import ExplanationInput, render_explanation
 
 TIE_METHODS = ("min", "average", "max", "dense", "first")
 TRANSITION_RULES = ("consecutive", "adjacent")
@@ -37,7 +38,7 @@ SUMMARY_COLUMNS = tuple(
 )
 TYPOLOGY_COLUMNS = tuple(
     """target priority negotiability priority_level negotiability_level cell
-    expected_response""".split()
+    expected_response priority_cut negotiability_cut""".split()
 )
 EXPECTED_RESPONSES = {
     ("more", "low"): "moderate bargaining",
@@ -238,9 +239,10 @@ def typology(
     """Place each eligible target in the priority x negotiability typology.
 
     Priority is ``mean_points`` and negotiability is ``frequency``. Each cut
-    defaults to the median over eligible targets. A value above the cut is
-    "high" or "more". A value equal to the cut or below it is "low" or "less".
-    Raises PanelError when an eligible target has no points.
+    defaults to the median over eligible targets, and the table repeats the
+    cuts used. A value above the cut is "high" or "more". A value equal to
+    the cut or below it is "low" or "less". Raises PanelError when an
+    eligible target has no points.
     """
     _require_columns(
         summary, ("target", "eligible", "mean_points", "frequency"), "summary"
@@ -279,6 +281,7 @@ def typology(
         for negotiable, important in levels
     ]
     table["expected_response"] = [EXPECTED_RESPONSES[level] for level in levels]
+    table["priority_cut"], table["negotiability_cut"] = priority_cut, negotiability_cut
 
     return table.loc[:, list(TYPOLOGY_COLUMNS)]
 
@@ -291,7 +294,8 @@ def explain(
 ) -> str:
     """Write out one target's rankings, counted changes and summary arithmetic.
 
-    Raises PanelError when ``values`` has no rows for ``target``.
+    The text is laid out by ``qualkit.rank_explain``. Raises PanelError when
+    ``values`` has no rows for ``target``.
     """
     frame = _validate_values(values)
     group = frame[frame["target"] == target]
@@ -302,17 +306,30 @@ def explain(
         )
     _check_directions(group, directions)
 
-    changes = _target_changes(group, directions[target], options)
-    lines = _explain_header(target, group, directions[target], options)
-    for year, year_rows in group.groupby("year", sort=True):
-        lines += _explain_ranking(year, year_rows, directions[target], options)
-    for (from_year, to_year), rows in changes.groupby(
-        ["from_year", "to_year"], sort=True
-    ):
-        lines += _explain_transition(from_year, to_year, rows, options)
-    lines += _explain_totals(changes)
+    higher_is_harder = directions[target]
+    years = sorted(int(year) for year in group["year"].unique())
+    rankings = {
+        int(year): (
+            rows.set_index("unit")["value"],
+            _rank(rows.set_index("unit")["value"], higher_is_harder, options.ties),
+        )
+        for year, rows in group.groupby("year", sort=True)
+    }
+    changes = _target_changes(group, higher_is_harder, options)
 
-    return "\n".join(lines) + "\n"
+    return render_explanation(
+        ExplanationInput(
+            target=target,
+            higher_is_harder=higher_is_harder,
+            options=options,
+            years_label=_years_label(years),
+            n_units=int(group["unit"].nunique()),
+            ineligible_reason=_ineligible_reason(group, options),
+            rankings=rankings,
+            changes=changes,
+            statistics=_change_statistics(changes),
+        )
+    )
 
 
 # Input checks
@@ -592,91 +609,3 @@ def _summary_row(
         "mean_cv": float(spread["cv"].mean()),
         "variation_order": np.nan,
     }
-
-
-# Explanation text
-
-
-def _format_number(number: float) -> str:
-    return f"{number:g}" if float(number).is_integer() else f"{number:.4g}"
-
-
-def _format_change(change: float) -> str:
-    return "0" if change == 0 else f"{change:+g}"
-
-
-def _explain_header(
-    target: str,
-    group: pd.DataFrame,
-    higher_is_harder: bool,
-    options: NegotiabilityOptions,
-) -> list[str]:
-    direction = "highest" if higher_is_harder else "lowest"
-    years = sorted(int(year) for year in group["year"].unique())
-    reason = _ineligible_reason(group, options)
-    status = "eligible" if not reason else f"not eligible: {reason}"
-
-    return [
-        f"Target {target}: rank 1 is the {direction} value.",
-        f"Options: ties={options.ties}, transitions={options.transitions}, "
-        f"missing={options.missing}, min_years={options.min_years}.",
-        f"Years with data: {_years_label(years)}; "
-        f"units: {group['unit'].nunique()}; {status}.",
-    ]
-
-
-def _explain_ranking(
-    year: int,
-    year_rows: pd.DataFrame,
-    higher_is_harder: bool,
-    options: NegotiabilityOptions,
-) -> list[str]:
-    values = year_rows.set_index("unit")["value"]
-    ranks = _rank(values, higher_is_harder, options.ties)
-    ordered = sorted(ranks.index, key=lambda unit: (ranks[unit], unit))
-    lines = ["", f"Ranking {year} ({len(ordered)} units): rank, unit, value"]
-    for unit in ordered:
-        rank, value = _format_number(ranks[unit]), _format_number(values[unit])
-        lines.append(f"  {rank:>5}  {unit:<16} {value}")
-
-    return lines
-
-
-def _explain_transition(
-    from_year: int, to_year: int, rows: pd.DataFrame, options: NegotiabilityOptions
-) -> list[str]:
-    scope = (
-        "ranks among these units only"
-        if options.missing == "common"
-        else "ranks as above"
-    )
-    moved = rows[rows["change"] != 0]
-    lines = [
-        "",
-        f"Transition {from_year} -> {to_year}: "
-        f"{len(rows)} units in both years ({scope}).",
-    ]
-    for row in moved.itertuples():
-        lines.append(
-            f"  {row.unit:<16} rank {_format_number(row.rank_from)} -> "
-            f"{_format_number(row.rank_to)}  change {_format_change(row.change)}"
-        )
-    lines.append(f"  {len(moved)} of {len(rows)} units changed rank.")
-
-    return lines
-
-
-def _explain_totals(changes: pd.DataFrame) -> list[str]:
-    stats = _change_statistics(changes)
-    if not stats["possible"]:
-        return ["", "No transition to compare, so no frequency of change."]
-
-    low, high = _format_change(stats["range_min"]), _format_change(stats["range_max"])
-    return [
-        "",
-        f"Units with any change: {stats['units_changed']} "
-        f"of {changes['unit'].nunique()}.",
-        f"Range of change: ({low}, {high}).",
-        f"Frequency: observed / possible = {stats['observed']} / {stats['possible']}"
-        f" = {stats['frequency']:.2f}.",
-    ]

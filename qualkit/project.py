@@ -22,7 +22,13 @@ from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path, sto
 from qualkit.config import CONFIG_NAME, DEFAULT_CONFIG, ProjectConfig, load_config
 from qualkit.errors import NotFoundError, QualkitError
 from qualkit.negotiability import NegotiabilityOptions
-from qualkit.panel import PanelImport, compute_scores, import_panel_file
+from qualkit.panel import (
+    PanelImport,
+    UnitAliases,
+    compute_scores,
+    import_panel_files,
+    unit_aliases_from_settings,
+)
 from qualkit.sources import ImportResult, import_sources
 from qualkit.targets import link_quotes, load_targets, store_targets
 
@@ -159,9 +165,16 @@ class Project:
     def import_panel(self, paths: Iterable[str | Path], *, skip_invalid: bool = False) -> list[PanelImport]:
         """Import value and points CSV files in one transaction."""
         with store.transaction(self.db):
-            results = [import_panel_file(self.db, path, skip_invalid=skip_invalid) for path in paths]
+            results = import_panel_files(
+                self.db, list(paths), skip_invalid=skip_invalid, aliases=self._unit_aliases()
+            )
             store.touch(self.db)
         return results
+
+    def _unit_aliases(self) -> UnitAliases | None:
+        if self.config is None:
+            return None
+        return unit_aliases_from_settings(self.config.scores, self.config.root)
 
     def negotiability_options(self, **overrides: Any) -> NegotiabilityOptions:
         """Return negotiability options from the settings, with ``overrides`` applied."""
@@ -195,7 +208,7 @@ class Project:
             statuses = tuple(config.report.get("statuses", ("accepted", "suggested")))
             result.links = link_quotes(self.db, scope=config.link.get("scope", "sentence"), statuses=statuses)
             values = config.paths(config.scores, "values") + config.paths(config.scores, "points")
-            result.panel = [import_panel_file(self.db, path) for path in values]
+            result.panel = import_panel_files(self.db, values, aliases=self._unit_aliases())
             compute_scores(
                 self.db,
                 self.negotiability_options(),

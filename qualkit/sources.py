@@ -1,43 +1,170 @@
-"""Import transcripts as sources: text, metadata, speaker turns and sentences."""
+"""Import transcripts as sources: text, metadata, speaker turns and sentences.
+
+An import reads and validates every file before it writes anything. Then,
+file by file, it stores the interview's metadata, the text and its
+segments. A source imported again with changed text keeps its codings on
+their words (``qualkit.anchoring``); one imported again unchanged is left
+as it was.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from qualkit.anchoring import reanchor_codings
-from qualkit.cases import DEFAULT_LEVELS, clean_metadata, store_case
-from qualkit.errors import TranscriptError
+from qualkit import store
+from qualkit.anchoring import FlaggedCoding, reanchor_codings
+from qualkit.cases import (
+    DEFAULT_LEVELS,
+    case_ids_by_file,
+    clean_metadata,
+    read_manifest,
+    store_case,
+    store_manifest,
+)
+from qualkit.errors import QualkitError, TranscriptError
 from qualkit.nlp import detect_language, load_pipeline
+from qualkit.readers import SUFFIXES
 from qualkit.store import text_hash, utc_now
 from qualkit.transcripts import Transcript, Turn, find_turns, read_transcript
 
 log = logging.getLogger(__name__)
 
+# The origin recorded for metadata given as import options.
+OPTIONS_ORIGIN = "import options"
+# Metadata that import options may set.
+OPTION_KEYS = ("id", "province", "level", "date", "language")
+
+
+@dataclass
+class ImportFailure:
+    """A file that could not be imported, and why."""
+
+    path: Path
+    message: str
+    error: QualkitError | None = field(default=None, repr=False)
+
 
 @dataclass
 class ImportResult:
-    """What an import did, source by source."""
+    """What an import did, source by source.
+
+    ``flagged_codings`` lists the codings whose words changed in a re-import;
+    ``moved_codings`` counts those that moved with unchanged words.
+    ``failures`` is filled only when the import keeps going past bad files.
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
-    flagged_codings: list[int] = field(default_factory=list)
+    flagged_codings: list[FlaggedCoding] = field(default_factory=list)
+    moved_codings: int = 0
+    failures: list[ImportFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    encodings: dict[str, str] = field(default_factory=dict)
+    metadata_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the import wrote anything."""
+        return bool(self.added or self.updated or self.metadata_changed)
+
+
+class ImportFailed(QualkitError):
+    """Several files could not be imported; the message lists each."""
+
+    def __init__(self, failures: list[ImportFailure]) -> None:
+        self.failures = failures
+        lines = [f"{len(failures)} files could not be imported, so nothing was imported:"]
+        lines += [f"  {failure.message}" for failure in failures]
+        lines.append("Fix them, or pass --keep-going to import the others.")
+        super().__init__("\n".join(lines))
 
 
 @dataclass
 class _Prepared:
     transcript: Transcript
     source_id: str
+    case_id: str
     metadata: dict[str, Any]
     turns: list[Turn]
+    digest: str
+
+
+def find_transcripts(patterns: Iterable[str | Path]) -> list[Path]:
+    """Expand files, folders and glob patterns into transcript files, in order, without repeats.
+
+    A file named as it is is kept whatever its suffix, so that an
+    unsupported one is reported. Folders (searched recursively) and glob
+    patterns give only files with a supported suffix, leaving out hidden
+    files and the ``~$`` lock files that Word leaves beside open documents.
+    Raises TranscriptError for a path or pattern that matches nothing.
+    """
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_file():
+            found[path] = None
+            continue
+        if path.is_dir():
+            matches = sorted(item for item in path.rglob("*") if item.is_file())
+        elif glob.has_magic(str(pattern)):
+            matches = sorted(Path(item) for item in glob.glob(str(pattern), recursive=True))
+            matches = [item for item in matches if item.is_file()]
+        else:
+            raise TranscriptError("file or folder not found.", path=path)
+        transcripts = [item for item in matches if _is_transcript_name(item)]
+        if not transcripts:
+            raise TranscriptError(
+                f"no transcript files found (looked for {', '.join(SUFFIXES)}).", path=path
+            )
+        found.update(dict.fromkeys(transcripts))
+    return list(found)
+
+
+def _is_transcript_name(path: Path) -> bool:
+    name = path.name
+    return path.suffix.lower() in SUFFIXES and not name.startswith((".", "~$"))
+
+
+def run_import(
+    db: sqlite_utils.Database,
+    paths: Iterable[str | Path],
+    *,
+    manifest: str | Path | None = None,
+    levels: tuple[str, ...] = DEFAULT_LEVELS,
+    model: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    encoding: str | None = None,
+    options: dict[str, Any] | None = None,
+    keep_going: bool = False,
+) -> ImportResult:
+    """Store a manifest's interviews, then import the transcripts. The caller opens the transaction."""
+    conflicts = []
+    if manifest is not None:
+        rows = read_manifest(manifest, levels=levels)
+        conflicts = store_manifest(db, rows, origin=Path(manifest).name)
+    result = import_sources(
+        db,
+        paths,
+        levels=levels,
+        model=model,
+        progress=progress,
+        encoding=encoding,
+        options=options,
+        keep_going=keep_going,
+    )
+    result.conflicts[:0] = conflicts
+    return result
 
 
 def import_sources(
@@ -47,95 +174,256 @@ def import_sources(
     levels: tuple[str, ...] = DEFAULT_LEVELS,
     model: str | None = None,
     progress: Callable[[int], None] | None = None,
+    encoding: str | None = None,
+    options: dict[str, Any] | None = None,
+    keep_going: bool = False,
 ) -> ImportResult:
     """Import transcript files. The caller wraps this in one transaction.
 
-    Every file is read and validated before anything is written, so an
-    invalid file stops the import with nothing stored.
+    ``encoding`` overrides detection for plain-text and RTF files.
+    ``options`` holds metadata given on the command line (keys in
+    ``OPTION_KEYS``); an ``id`` needs exactly one file. Every file is read
+    and validated before anything is written. An invalid file raises, and
+    nothing is stored, unless ``keep_going`` is set: then each file is
+    stored in a savepoint of its own and the failures are listed in the
+    result.
     """
-    prepared = [_prepare(Path(path), levels) for path in paths]
-    _check_duplicate_ids(prepared)
+    paths = [Path(path) for path in paths]
+    option_metadata = _clean_options(options or {}, paths, levels)
     result = ImportResult()
+    by_file = case_ids_by_file(db)
+    prepared: list[_Prepared] = []
+    for path in paths:
+        try:
+            item = _prepare(path, levels, encoding, option_metadata, by_file)
+            _check_duplicates(db, item, prepared)
+        except QualkitError as error:
+            result.failures.append(ImportFailure(path, str(error), error))
+            if progress is not None:
+                progress(1)
+            continue
+        prepared.append(item)
+    if len(result.failures) == 1 and not keep_going:
+        raise result.failures[0].error
+    if result.failures and not keep_going:
+        raise ImportFailed(result.failures)
     for item in prepared:
-        _store_source(db, item, result, model)
+        try:
+            with _savepoint(db, keep_going):
+                _store_source(db, item, option_metadata, result, model)
+        except QualkitError as error:
+            if not keep_going:
+                raise
+            result.failures.append(ImportFailure(item.transcript.path, str(error), error))
         if progress is not None:
             progress(1)
 
     return result
 
 
-def _prepare(path: Path, levels: tuple[str, ...]) -> _Prepared:
-    transcript = read_transcript(path)
+@contextmanager
+def _savepoint(db: sqlite_utils.Database, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    with store.transaction(db):
+        yield
+
+
+def _clean_options(
+    options: dict[str, Any], paths: list[Path], levels: tuple[str, ...]
+) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(OPTION_KEYS))
+    if unknown:
+        raise TranscriptError(
+            f"unknown import option(s): {', '.join(unknown)}.",
+            fix=f"Use: {', '.join(OPTION_KEYS)}.",
+        )
+    given = {key: value for key, value in options.items() if value not in (None, "")}
+    if not given:
+        return {}
+    if "id" in given and len(paths) != 1:
+        raise TranscriptError(
+            f"an interview id given as an option needs exactly one file, not {len(paths)}.",
+            fix="Import the file on its own, or put the id in its front matter or the manifest.",
+        )
+    return clean_metadata(given, path=None, levels=levels)
+
+
+def _prepare(
+    path: Path,
+    levels: tuple[str, ...],
+    encoding: str | None,
+    option_metadata: dict[str, Any],
+    by_file: dict[str, str],
+) -> _Prepared:
+    transcript = read_transcript(path, encoding=encoding)
     if not transcript.text.strip():
         raise TranscriptError("the transcript has no text.", path=path)
     metadata = clean_metadata(
         transcript.metadata, path=path, lines=transcript.metadata_lines, levels=levels
     )
-    source_id = metadata.get("id") or path.stem
-    language = metadata.get("language") or detect_language(transcript.text)
-    if language not in ("en", "zh"):
-        raise TranscriptError(
-            f"language {language!r} is not supported.",
-            path=path,
-            line=transcript.metadata_lines.get("language"),
-            fix="Use en or zh.",
-        )
+    source_id = _source_id(path, metadata, option_metadata, by_file, transcript.metadata_lines)
     metadata["id"] = source_id
-    metadata["language"] = language
+    turns = find_turns(transcript.text)
+    _assign_roles(turns, metadata.get("attributes", {}))
 
-    return _Prepared(transcript, source_id, metadata, find_turns(transcript.text))
+    return _Prepared(
+        transcript=transcript,
+        source_id=source_id,
+        case_id=metadata.get("case") or source_id,
+        metadata=metadata,
+        turns=turns,
+        digest=text_hash(transcript.text),
+    )
 
 
-def _check_duplicate_ids(prepared: list[_Prepared]) -> None:
-    seen: dict[str, Path] = {}
-    for item in prepared:
-        if item.source_id in seen:
+def _source_id(
+    path: Path,
+    metadata: dict[str, Any],
+    option_metadata: dict[str, Any],
+    by_file: dict[str, str],
+    lines: dict[str, int],
+) -> str:
+    """Return the interview id: front matter, then options, then manifest, then file name."""
+    given = {
+        "the front matter": metadata.get("id"),
+        "the --id option": option_metadata.get("id"),
+        "the manifest's file column": by_file.get(path.name),
+    }
+    found = {origin: value for origin, value in given.items() if value}
+    if len(set(found.values())) > 1:
+        listed = ", ".join(f"{value!r} in {origin}" for origin, value in found.items())
+        raise TranscriptError(
+            f"the interview id is given differently: {listed}.",
+            path=path,
+            line=lines.get("id"),
+            fix="Make them agree, or remove all but one.",
+        )
+    return next(iter(found.values()), path.stem)
+
+
+def _assign_roles(turns: list[Turn], attributes: dict[str, str]) -> None:
+    """Give speakers named in the ``interviewer``/``respondent`` metadata their role."""
+    names = {
+        str(attributes[role]).strip().lower(): role
+        for role in ("interviewer", "respondent")
+        if attributes.get(role)
+    }
+    if not names:
+        return
+    for turn in turns:
+        if turn.role is None and turn.speaker and turn.speaker.lower() in names:
+            turn.role = names[turn.speaker.lower()]
+
+
+def _check_duplicates(db: sqlite_utils.Database, item: _Prepared, prepared: list[_Prepared]) -> None:
+    path = item.transcript.path
+    for other in prepared:
+        if other.source_id == item.source_id:
             raise TranscriptError(
-                f"interview id {item.source_id!r} is also used by {seen[item.source_id]}.",
-                path=item.transcript.path,
-                fix="Give each transcript its own id in the front matter.",
+                f"interview id {item.source_id!r} is also used by {other.transcript.path}.",
+                path=path,
+                fix="Give each transcript its own id in the front matter or the manifest.",
             )
-        seen[item.source_id] = item.transcript.path
+        if other.digest == item.digest:
+            raise TranscriptError(
+                f"the text is the same as that of {other.transcript.path} "
+                f"(interview {other.source_id!r}).",
+                path=path,
+                fix="Remove the duplicate file.",
+            )
+    row = db.execute(
+        "SELECT id, path FROM sources WHERE content_hash = ? AND id != ?",
+        [item.digest, item.source_id],
+    ).fetchone()
+    if row is not None:
+        raise TranscriptError(
+            f"the text is the same as that of source {row[0]!r}, already imported from {row[1]}.",
+            path=path,
+            fix=f"Give the file the id {row[0]!r} to update that source, or remove the duplicate.",
+        )
 
 
 def _store_source(
-    db: sqlite_utils.Database, item: _Prepared, result: ImportResult, model: str | None
+    db: sqlite_utils.Database,
+    item: _Prepared,
+    option_metadata: dict[str, Any],
+    result: ImportResult,
+    model: str | None,
 ) -> None:
+    path = item.transcript.path
     text = item.transcript.text
-    digest = text_hash(text)
-    case_id = item.metadata.get("case") or item.source_id
-    result.conflicts.extend(
-        store_case(db, case_id, item.metadata, origin=item.transcript.path.name)
-    )
+    before = _case_row(db, item.case_id)
+    result.conflicts.extend(store_case(db, item.case_id, item.metadata, origin=path.name))
+    if option_metadata:
+        case_options = {key: value for key, value in option_metadata.items() if key != "id"}
+        result.conflicts.extend(store_case(db, item.case_id, case_options, origin=OPTIONS_ORIGIN))
+    if _case_row(db, item.case_id) != before and before is not None:
+        result.metadata_changed = True
+    language = _case_language(db, item.case_id) or detect_language(text)
+    attributes = json.dumps(item.metadata.get("attributes", {}), ensure_ascii=False, sort_keys=True)
+    for warning in item.transcript.warnings:
+        result.warnings.append(f"{path.name}: {warning}")
+    if item.transcript.encoding:
+        result.encodings[item.source_id] = item.transcript.encoding
+        log.info("%s: decoded as %s", path, item.transcript.encoding)
+
     existing = db.execute(
-        "SELECT text, content_hash FROM sources WHERE id = ?", [item.source_id]
+        "SELECT text, content_hash, language, metadata, path FROM sources WHERE id = ?",
+        [item.source_id],
     ).fetchone()
-    if existing is not None and existing[1] == digest:
+    if existing is not None and (existing[1], existing[2]) == (item.digest, language):
+        if existing[3] != attributes:
+            db["sources"].update(item.source_id, {"metadata": attributes, "updated_at": utc_now()})
+            result.metadata_changed = True
         result.unchanged.append(item.source_id)
         return
     now = utc_now()
     row = {
         "id": item.source_id,
-        "case_id": case_id,
-        "path": str(item.transcript.path),
+        "case_id": item.case_id,
+        "path": str(path),
         "format": item.transcript.format,
-        "language": item.metadata["language"],
+        "language": language,
         "text": text,
-        "content_hash": digest,
-        "metadata": json.dumps(item.metadata.get("attributes", {}), ensure_ascii=False, sort_keys=True),
+        "content_hash": item.digest,
+        "metadata": attributes,
         "updated_at": now,
     }
     if existing is None:
         db["sources"].insert({**row, "imported_at": now})
+        store_segments(db, item.source_id, text, item.turns, language, model)
         result.added.append(item.source_id)
-    else:
-        db["sources"].update(item.source_id, row)
-        result.flagged_codings.extend(
-            reanchor_codings(db, item.source_id, existing[0], text)
+        return
+    if existing[4] and Path(existing[4]).name != path.name:
+        message = f"{item.source_id} was imported from {Path(existing[4]).name} and is now updated from {path.name}."
+        result.warnings.append(message)
+        log.warning("%s", message)
+    db["sources"].update(item.source_id, row)
+    store_segments(db, item.source_id, text, item.turns, language, model)
+    if existing[1] != item.digest:
+        anchoring = reanchor_codings(
+            db, item.source_id, existing[0], text, origin=f"re-import of {path.name}"
         )
-        result.updated.append(item.source_id)
-        log.info("%s changed; its codings were re-anchored", item.source_id)
-    store_segments(db, item.source_id, text, item.turns, item.metadata["language"], model)
+        result.moved_codings += anchoring.moved
+        result.flagged_codings.extend(anchoring.flagged)
+        log.info(
+            "%s changed: %d codings moved with their words, %d flagged for review",
+            item.source_id,
+            anchoring.moved,
+            len(anchoring.flagged),
+        )
+    result.updated.append(item.source_id)
+
+
+def _case_row(db: sqlite_utils.Database, case_id: str) -> tuple[Any, ...] | None:
+    return db.execute("SELECT * FROM cases WHERE id = ?", [case_id]).fetchone()
+
+
+def _case_language(db: sqlite_utils.Database, case_id: str) -> str | None:
+    row = db.execute("SELECT language FROM cases WHERE id = ?", [case_id]).fetchone()
+    return row[0] if row else None
 
 
 def store_segments(
@@ -146,9 +434,8 @@ def store_segments(
     language: str,
     model: str | None = None,
 ) -> None:
-    """Replace the source's segments: its turns (or paragraphs) and their sentences."""
+    """Replace the source's segments: its turns and paragraphs, and their sentences."""
     db.execute("DELETE FROM segments WHERE source_id = ?", [source_id])
-    kind = "turn" if any(turn.speaker for turn in turns) else "paragraph"
     nlp = load_pipeline(language, model)
     sentence_position = 0
     for position, (turn, doc) in enumerate(
@@ -157,7 +444,7 @@ def store_segments(
         turn_id = db["segments"].insert(
             {
                 "source_id": source_id,
-                "kind": kind,
+                "kind": turn.kind,
                 "position": position,
                 "start_offset": turn.start,
                 "end_offset": turn.end,
@@ -187,11 +474,13 @@ def store_segments(
 def sentence_spans(doc: Any) -> list[tuple[int, int]]:
     """Return (start, end) character offsets of the doc's sentences, trimmed."""
     spans = []
+    # Doc.text joins every token on each access, so read it once.
+    text = doc.text
     for sentence in doc.sents:
         start, end = sentence.start_char, sentence.end_char
-        while start < end and doc.text[start].isspace():
+        while start < end and text[start].isspace():
             start += 1
-        while end > start and doc.text[end - 1].isspace():
+        while end > start and text[end - 1].isspace():
             end -= 1
         if end > start:
             spans.append((start, end))

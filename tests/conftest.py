@@ -1,7 +1,7 @@
 """Shared fixtures: the sample project built once per session, small projects.
 
 Every fixture works on real files under pytest's temporary folders, real
-SQLite databases and real spaCy pipelines; nothing is mocked.
+SQLite databases and real spaCy pipelines. Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "interviews_sample"
 
 # Files of a built project that a fresh copy of the sample must not carry.
-BUILD_OUTPUTS = ("qualkit.db", "qualkit.db-wal", "qualkit.db-shm", "report", "__pycache__")
+BUILD_OUTPUTS = (
+    "qualkit.db",
+    "qualkit.db-wal",
+    "qualkit.db-shm",
+    "report",
+    "__pycache__",
+)
 
 # A codebook small enough to read in a test: one parent with one leaf, and a
 # second leaf at the top level. Its keywords are filled in by make_codebook.
@@ -140,7 +145,7 @@ def runner() -> CliRunner:
 def sample_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltSample:
     """Copy the bundled sample to a temporary folder and build it once.
 
-    Tests that only read may use the folder directly; tests that write must
+    Tests that only read may use the folder directly. Tests that write must
     take ``sample_copy`` instead, because test_pipeline compares a second
     build against the snapshot taken here.
     """
@@ -148,7 +153,9 @@ def sample_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltSample:
     shutil.copytree(SAMPLE_DIR, folder, ignore=shutil.ignore_patterns(*BUILD_OUTPUTS))
     result = CliRunner().invoke(cli, ["build", str(folder)], prog_name="qualkit")
     if result.exit_code != 0:
-        pytest.fail(f"building the sample failed:\n{result.stderr}\n{result.exception!r}")
+        pytest.fail(
+            f"building the sample failed:\n{result.stderr}\n{result.exception!r}"
+        )
 
     return BuiltSample(folder, result, _project_snapshot(folder))
 
@@ -162,28 +169,20 @@ def sample_copy(sample_project: BuiltSample, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bundled_codebook_load() -> tuple[Codebook, float]:
-    """The codebook that ships with qualkit and the seconds its one load took."""
-    started = time.perf_counter()
-    codebook = load_codebook(resolve_codebook_path("target_bargaining"))
-    return codebook, time.perf_counter() - started
-
-
-@pytest.fixture(scope="session")
-def bundled_codebook(bundled_codebook_load: tuple[Codebook, float]) -> Codebook:
+def bundled_codebook() -> Codebook:
     """The codebook that ships with qualkit, loaded once per session."""
-    return bundled_codebook_load[0]
+    return load_codebook(resolve_codebook_path("target_bargaining"))
 
 
 @pytest.fixture(scope="session")
 def make_codebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Codebook]:
     """Return a function that writes the tiny codebook with given keywords and loads it.
 
-    Codebooks are frozen, so one made with the same arguments is reused:
-    each load builds spaCy pipelines to validate the patterns, which is slow.
+    A codebook is frozen, so one loaded with the same arguments is reused
+    and each distinct file is validated by spaCy only once.
     """
     folder = tmp_path_factory.mktemp("codebooks")
-    made: dict[tuple[Any, ...], Codebook] = {}
+    loaded: dict[tuple[Any, ...], Codebook] = {}
 
     def make(
         underpromise_en: tuple[str, ...] = ("talk the target down",),
@@ -191,16 +190,16 @@ def make_codebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cod
         version: str = "1",
     ) -> Codebook:
         key = (underpromise_en, underpromise_zh, version)
-        if key not in made:
+        if key not in loaded:
             text = TINY_CODEBOOK.format(
                 version=version,
                 underpromise_en="[" + ", ".join(underpromise_en) + "]",
                 underpromise_zh="[" + ", ".join(underpromise_zh) + "]",
             )
-            path = folder / f"tiny-{len(made) + 1}.yaml"
+            path = folder / f"tiny-{len(loaded) + 1}.yaml"
             path.write_text(text, encoding="utf-8")
-            made[key] = load_codebook(path)
-        return made[key]
+            loaded[key] = load_codebook(path)
+        return loaded[key]
 
     return make
 

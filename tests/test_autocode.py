@@ -23,7 +23,7 @@ Respondent: Yes. We talked the targets down before the meeting. The ranking came
 """
 CHINESE_KEYWORD = "留一手"
 # jieba reads 保留 ("keep") as one word, so the keyword's first character
-# belongs to the token before it: the tokens are 保留 | 一手.
+# belongs to the token before it. The tokens are 保留 | 一手.
 CHINESE = """\
 问：你们怎么报指标？
 
@@ -62,32 +62,33 @@ def import_text(
 # English
 
 
-def test_english_keyword_matches_inflections(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
-) -> None:
+@pytest.fixture
+def english_project(
+    project: Any,
+    write_transcript: Callable[..., Path],
+    make_codebook: Callable[..., Codebook],
+) -> Any:
     import_text(project, write_transcript, ENGLISH, "en")
     project.autocode(make_codebook())
+    return project
 
-    assert ("strategy.underpromise", "talked the targets down") in codings(project)
+
+def test_english_keyword_matches_inflections(english_project: Any) -> None:
+    assert ("strategy.underpromise", "talked the targets down") in codings(
+        english_project
+    )
 
 
-def test_english_coding_is_whole_sentence(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
-) -> None:
-    import_text(project, write_transcript, ENGLISH, "en")
-    project.autocode(make_codebook())
+def test_english_coding_is_whole_sentence(english_project: Any) -> None:
+    quotes = codings(english_project, "quote")
 
-    quotes = codings(project, "quote")
     assert ("We talked the targets down before the meeting.",) in quotes
 
 
-def test_english_suggestions_status(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
-) -> None:
-    import_text(project, write_transcript, ENGLISH, "en")
-    project.autocode(make_codebook())
+def test_english_suggestions_status(english_project: Any) -> None:
+    statuses = set(codings(english_project, "origin, status, coder"))
 
-    assert set(codings(project, "origin, status, coder")) == {("auto", "suggested", "autocode")}
+    assert statuses == {("auto", "suggested", "autocode")}
 
 
 # Chinese
@@ -95,7 +96,9 @@ def test_english_suggestions_status(
 
 @pytest.fixture
 def chinese_project(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
+    project: Any,
+    write_transcript: Callable[..., Path],
+    make_codebook: Callable[..., Codebook],
 ) -> tuple[Any, str]:
     text = import_text(project, write_transcript, CHINESE, "zh")
     project.autocode(make_codebook())
@@ -103,8 +106,8 @@ def chinese_project(
 
 
 def test_chinese_keyword_split_by_segmenter(chinese_project: tuple[Any, str]) -> None:
-    # Tokenize after autocode, which adds the keyword to jieba's dictionary:
-    # even then the segmenter cuts through the keyword in this sentence.
+    # Tokenize after autocode, which adds the keyword to jieba's dictionary.
+    # Even then the segmenter cuts through the keyword in this sentence.
     _, text = chinese_project
     sentence = "他们总是保留一手，不敢全报。"
     start = sentence.index(CHINESE_KEYWORD)
@@ -131,7 +134,9 @@ def test_chinese_split_keyword_quote(chinese_project: tuple[Any, str]) -> None:
 
 
 def test_interviewer_turns_not_coded(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
+    project: Any,
+    write_transcript: Callable[..., Path],
+    make_codebook: Callable[..., Codebook],
 ) -> None:
     import_text(project, write_transcript, INTERVIEWER_ONLY, "en")
     project.autocode(make_codebook())
@@ -140,7 +145,9 @@ def test_interviewer_turns_not_coded(
 
 
 def test_interviewer_turns_coded_on_request(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
+    project: Any,
+    write_transcript: Callable[..., Path],
+    make_codebook: Callable[..., Codebook],
 ) -> None:
     import_text(project, write_transcript, INTERVIEWER_ONLY, "en")
     project.autocode(make_codebook(), AutocodeOptions(include_interviewer=True))
@@ -175,7 +182,9 @@ def test_rerun_adds_no_duplicates(
 
 
 def test_forced_rerun_reports_kept(
-    project: Any, write_transcript: Callable[..., Path], make_codebook: Callable[..., Codebook]
+    project: Any,
+    write_transcript: Callable[..., Path],
+    make_codebook: Callable[..., Codebook],
 ) -> None:
     import_text(project, write_transcript, THREE_TIMES, "en")
     codebook = make_codebook()
@@ -183,7 +192,8 @@ def test_forced_rerun_reports_kept(
 
     second = project.autocode(codebook, force=True)
 
-    assert (second.added, second.kept) == (0, first.added)
+    assert second.added == 0
+    assert second.kept == first.added
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +209,17 @@ def reviewed_then_recoded(
 
     folder = tmp_path_factory.mktemp("reviewed")
     path = folder / "T1.md"
-    path.write_text("---\nid: T1\nlanguage: en\n---\n\n" + THREE_TIMES, encoding="utf-8")
+    path.write_text(
+        "---\nid: T1\nlanguage: en\n---\n\n" + THREE_TIMES, encoding="utf-8"
+    )
     project = Project(folder / "qualkit.db")
     project.import_sources([path])
     project.autocode(make_codebook())
     ids = [
         row[0]
         for row in project.db.execute(
-            "SELECT id FROM codings WHERE code_id = 'strategy.underpromise' ORDER BY start_offset"
+            "SELECT id FROM codings WHERE code_id = 'strategy.underpromise' "
+            "ORDER BY start_offset"
         )
     ]
     assert len(ids) == 3, "the transcript must give one suggestion per sentence"
@@ -222,15 +235,16 @@ def reviewed_then_recoded(
 
 
 @pytest.mark.parametrize(
-    "status", [pytest.param("accepted", id="accepted"), pytest.param("rejected", id="rejected")]
+    "status",
+    [pytest.param("accepted", id="accepted"), pytest.param("rejected", id="rejected")],
 )
 def test_reviewed_coding_survives_rerun(
     reviewed_then_recoded: dict[str, Rows], status: str
 ) -> None:
-    kept = [row for row in reviewed_then_recoded["before"] if row[2] == status]
+    reviewed = [row for row in reviewed_then_recoded["before"] if row[2] == status]
 
-    assert len(kept) == 1
-    assert kept[0] in reviewed_then_recoded["after"]
+    assert len(reviewed) == 1
+    assert reviewed[0] in reviewed_then_recoded["after"]
 
 
 def test_stale_suggestion_removed(reviewed_then_recoded: dict[str, Rows]) -> None:

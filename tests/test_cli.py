@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from qualkit import store
 from qualkit.cli import cli
 
 VALID_TRANSCRIPT = """\
@@ -27,7 +28,7 @@ Interviewer: How are targets set?
 
 Respondent: The province sets them.
 """
-# "village" is not one of the default levels; it sits on line 4.
+# "village", on line 4, is not one of the default levels.
 INVALID_LEVEL_TRANSCRIPT = """\
 ---
 id: C16V02
@@ -43,7 +44,7 @@ targets:
     name: Urban shanty town transformation
     category: social_welfare
 """
-# Line 3 has a value that is not a number; line 5 repeats line 4's unit-year.
+# Line 3 has a value that is not a number, and line 5 repeats line 4's unit-year.
 BAD_VALUES = """\
 target,unit,year,value
 shanty_town,Changsha,2011,24278
@@ -80,7 +81,7 @@ def test_help_lists_command_once(runner: CliRunner, name: str) -> None:
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in sorted(cli.commands)])
 def test_help_summary_complete(runner: CliRunner, name: str) -> None:
     lines = help_commands(invoke(runner, "--help").stdout)
-    line = next(line for line in lines if line.split()[0] == name)
+    line = next((line for line in lines if line.split()[0] == name), "")
 
     assert len(line.split()) > 1
     assert not line.endswith("...")
@@ -96,7 +97,11 @@ def test_help_one_line_per_command(runner: CliRunner) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param("qualkit.toml", id="config"), pytest.param("qualkit.db", id="database")]
+    "name",
+    [
+        pytest.param("qualkit.toml", id="config"),
+        pytest.param("qualkit.db", id="database"),
+    ],
 )
 def test_init_creates_file(runner: CliRunner, tmp_path: Path, name: str) -> None:
     folder = tmp_path / "study"
@@ -122,23 +127,36 @@ def transcript(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "how", [pytest.param("option", id="db-option"), pytest.param("env", id="QUALKIT_DB")]
+    "selection",
+    [pytest.param("option", id="db-option"), pytest.param("env", id="QUALKIT_DB")],
 )
 def test_database_selected(
     runner: CliRunner,
     tmp_path: Path,
     transcript: Path,
     row_count: Callable[[Path, str], int],
-    how: str,
+    selection: str,
 ) -> None:
     chosen = tmp_path / "chosen.db"
     empty_folder = tmp_path / "no-project"
     empty_folder.mkdir()
-    if how == "option":
-        result = invoke(runner, "--project", str(empty_folder), "--db", str(chosen), "import", str(transcript))
+    if selection == "option":
+        result = invoke(
+            runner,
+            "--project",
+            str(empty_folder),
+            "--db",
+            str(chosen),
+            "import",
+            str(transcript),
+        )
     else:
         result = invoke(
-            runner, "--project", str(empty_folder), "import", str(transcript),
+            runner,
+            "--project",
+            str(empty_folder),
+            "import",
+            str(transcript),
             env={"QUALKIT_DB": str(chosen)},
         )
 
@@ -147,12 +165,21 @@ def test_database_selected(
 
 
 def test_db_option_overrides_environment(
-    runner: CliRunner, tmp_path: Path, transcript: Path, row_count: Callable[[Path, str], int]
+    runner: CliRunner,
+    tmp_path: Path,
+    transcript: Path,
+    row_count: Callable[[Path, str], int],
 ) -> None:
     from_option = tmp_path / "option.db"
     from_env = tmp_path / "env.db"
     result = invoke(
-        runner, "--project", str(tmp_path), "--db", str(from_option), "import", str(transcript),
+        runner,
+        "--project",
+        str(tmp_path),
+        "--db",
+        str(from_option),
+        "import",
+        str(transcript),
         env={"QUALKIT_DB": str(from_env)},
     )
 
@@ -165,9 +192,16 @@ def test_db_option_overrides_project(
     runner: CliRunner, sample_project: Any, tmp_path: Path
 ) -> None:
     other = tmp_path / "other.db"
+    store.open_database(other).close()
     result = invoke(
-        runner, "--project", str(sample_project.folder), "--db", str(other),
-        "sources", "--format", "json",
+        runner,
+        "--project",
+        str(sample_project.folder),
+        "--db",
+        str(other),
+        "sources",
+        "--format",
+        "json",
     )
 
     assert result.exit_code == 0
@@ -175,7 +209,9 @@ def test_db_option_overrides_project(
 
 
 def test_no_project_no_db_usage_error(runner: CliRunner, tmp_path: Path) -> None:
-    result = invoke(runner, "--project", str(tmp_path), "sources", env={"QUALKIT_DB": None})
+    result = invoke(
+        runner, "--project", str(tmp_path), "sources", env={"QUALKIT_DB": None}
+    )
 
     assert result.exit_code == 2
     assert "no database given" in result.stderr
@@ -202,8 +238,14 @@ def invalid_import(
     invalid.write_text(INVALID_LEVEL_TRANSCRIPT, encoding="utf-8")
     database = tmp_path / "q.db"
     result = invoke(
-        runner, "--project", str(tmp_path), "--db", str(database),
-        "import", str(transcript), str(invalid),
+        runner,
+        "--project",
+        str(tmp_path),
+        "--db",
+        str(database),
+        "import",
+        str(transcript),
+        str(invalid),
     )
     return result, invalid, database
 
@@ -214,7 +256,9 @@ def test_import_invalid_level_exit(invalid_import: tuple[Result, Path, Path]) ->
     assert result.exit_code == 1
 
 
-def test_import_invalid_level_message(invalid_import: tuple[Result, Path, Path]) -> None:
+def test_import_invalid_level_message(
+    invalid_import: tuple[Result, Path, Path],
+) -> None:
     result, invalid, _ = invalid_import
 
     assert f"{invalid}, line 4:" in result.stderr
@@ -226,7 +270,9 @@ def test_import_invalid_level_message(invalid_import: tuple[Result, Path, Path])
     "table", [pytest.param(t, id=t) for t in ("sources", "cases", "segments")]
 )
 def test_import_invalid_level_stores_nothing(
-    invalid_import: tuple[Result, Path, Path], row_count: Callable[[Path, str], int], table: str
+    invalid_import: tuple[Result, Path, Path],
+    row_count: Callable[[Path, str], int],
+    table: str,
 ) -> None:
     _, _, database = invalid_import
 
@@ -280,12 +326,20 @@ def test_scores_import_stores_nothing(
 
 
 @pytest.fixture(scope="module")
-def negotiability_csv(sample_project: Any, tmp_path_factory: pytest.TempPathFactory) -> Result:
+def negotiability_csv(
+    sample_project: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Result:
     # The command stores the scores it computes, so it runs on a copy.
     folder = tmp_path_factory.mktemp("scores") / "interviews_sample"
     shutil.copytree(sample_project.folder, folder)
     return invoke(
-        CliRunner(), "--project", str(folder), "scores", "negotiability", "--format", "csv"
+        CliRunner(),
+        "--project",
+        str(folder),
+        "scores",
+        "negotiability",
+        "--format",
+        "csv",
     )
 
 
@@ -306,42 +360,52 @@ def test_negotiability_csv_first_target(negotiability_csv: Result) -> None:
     assert rows[0]["name"] == "Urban shanty town transformation"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="echo_frame writes the DataFrame from Project.scores() as it is; "
-    "researcher_order, range_min, range_max and variation_order are float "
-    "columns (SQLite REAL or NULL-bearing), so the CSV prints '1.0' and '-6.0'",
-)
 def test_negotiability_csv_whole_numbers(negotiability_csv: Result) -> None:
     first = next(csv.DictReader(io.StringIO(negotiability_csv.stdout)))
 
-    assert (first["researcher_order"], first["range_min"], first["range_max"]) == ("1", "-6", "8")
+    assert first["researcher_order"] == "1"
+    assert first["range_min"] == "-6"
+    assert first["range_max"] == "8"
 
 
 @pytest.fixture(scope="module")
 def explain_result(sample_project: Any) -> Result:
-    return invoke(CliRunner(), "--project", str(sample_project.folder), "scores", "explain", "shanty_town")
+    return invoke(
+        CliRunner(),
+        "--project",
+        str(sample_project.folder),
+        "scores",
+        "explain",
+        "shanty_town",
+    )
 
 
 def test_explain_exit(explain_result: Result) -> None:
     assert explain_result.exit_code == 0
 
 
-@pytest.mark.parametrize("year", [pytest.param(y, id=str(y)) for y in (2011, 2012, 2013)])
+@pytest.mark.parametrize(
+    "year", [pytest.param(y, id=str(y)) for y in (2011, 2012, 2013)]
+)
 def test_explain_prints_ranking(explain_result: Result, year: int) -> None:
     assert f"Ranking {year} (14 units)" in explain_result.stdout
 
 
 @pytest.mark.parametrize(
     "transition",
-    [pytest.param("2011 -> 2012", id="2011-2012"), pytest.param("2012 -> 2013", id="2012-2013")],
+    [
+        pytest.param("2011 -> 2012", id="2011-2012"),
+        pytest.param("2012 -> 2013", id="2012-2013"),
+    ],
 )
 def test_explain_prints_transition(explain_result: Result, transition: str) -> None:
     assert f"Transition {transition}" in explain_result.stdout
 
 
 def test_explain_unknown_target(runner: CliRunner, sample_project: Any) -> None:
-    result = invoke(runner, "--project", str(sample_project.folder), "scores", "explain", "no_such")
+    result = invoke(
+        runner, "--project", str(sample_project.folder), "scores", "explain", "no_such"
+    )
 
     assert result.exit_code == 1
     assert "No values for target 'no_such'" in result.stderr
@@ -349,7 +413,14 @@ def test_explain_unknown_target(runner: CliRunner, sample_project: Any) -> None:
 
 @pytest.fixture(scope="module")
 def codings_json(sample_project: Any) -> Result:
-    return invoke(CliRunner(), "--project", str(sample_project.folder), "codings", "--format", "json")
+    return invoke(
+        CliRunner(),
+        "--project",
+        str(sample_project.folder),
+        "codings",
+        "--format",
+        "json",
+    )
 
 
 def test_codings_json_valid(codings_json: Result) -> None:
@@ -362,7 +433,14 @@ def test_codings_json_valid(codings_json: Result) -> None:
 def test_codings_json_fields(codings_json: Result) -> None:
     first = json.loads(codings_json.stdout)[0]
 
-    assert {"source_id", "start_offset", "end_offset", "code_id", "status", "quote"} <= set(first)
+    assert {
+        "source_id",
+        "start_offset",
+        "end_offset",
+        "code_id",
+        "status",
+        "quote",
+    } <= set(first)
 
 
 def test_codings_json_stderr_empty(codings_json: Result) -> None:
@@ -371,7 +449,14 @@ def test_codings_json_stderr_empty(codings_json: Result) -> None:
 
 @pytest.fixture(scope="module")
 def shanty_town_links(sample_project: Any) -> tuple[Result, list[str]]:
-    result = invoke(CliRunner(), "--project", str(sample_project.folder), "links", "--target", "shanty_town")
+    result = invoke(
+        CliRunner(),
+        "--project",
+        str(sample_project.folder),
+        "links",
+        "--target",
+        "shanty_town",
+    )
     connection = sqlite3.connect(sample_project.folder / "qualkit.db")
     quotes = [
         row[0]

@@ -748,3 +748,129 @@ def test_build_panel_is_reproducible(tmp_path: Path) -> None:
 
     for name in ("target_values.csv", "target_points.csv"):
         assert (tmp_path / name).read_bytes() == (PANEL / name).read_bytes(), name
+
+
+# Every per-target figure of the MISSING panel (a tie, unit C missing in 2012,
+# no data for 2013) under each transition and missing-unit option. The rank
+# changes are those of test_missing_unit_under_each_option.
+@pytest.mark.parametrize(
+    ("transitions", "missing", "units_changed", "low", "high", "observed", "possible"),
+    [
+        pytest.param("consecutive", "common", 3, -1, 2, 5, 6, id="consecutive-common"),
+        pytest.param("consecutive", "each_year", 3, -1, 3, 6, 6, id="consecutive-each-year"),
+        pytest.param("adjacent", "common", 2, -1, 1, 2, 3, id="adjacent-common"),
+        pytest.param("adjacent", "each_year", 3, -1, 1, 3, 3, id="adjacent-each-year"),
+    ],
+)
+def test_summary_by_hand_under_each_option(
+    transitions: str,
+    missing: str,
+    units_changed: int,
+    low: int,
+    high: int,
+    observed: int,
+    possible: int,
+) -> None:
+    options = NegotiabilityOptions(transitions=transitions, missing=missing)
+    points = make_points([("m", 2011, 2.0), ("m", 2012, 3.0), ("m", 2014, 7.0)])
+    row = summarize(MISSING, points, {"m": True}, options).iloc[0]
+    # Sample CVs: 2011 of 10, 8, 8, 5; 2012 of 7, 9, 6; 2014 of 10, 4, 8, 8.
+    cvs = [
+        math.sqrt(12.75 / 3) / 7.75,
+        math.sqrt((14 / 3) / 2) / (22 / 3),
+        math.sqrt(19 / 3) / 7.5,
+    ]
+
+    assert row["eligible"]  # 2011 and 2014 have all four units
+    assert row["n_units"] == 4
+    assert row["units_changed"] == units_changed
+    assert (row["range_min"], row["range_max"]) == (low, high)
+    assert (row["observed"], row["possible"]) == (observed, possible)
+    assert row["frequency"] == pytest.approx(observed / possible)
+    assert row["mean_points"] == pytest.approx(4.0)
+    assert row["mean_cv"] == pytest.approx(sum(cvs) / 3)
+
+
+def test_typology_repeats_cuts() -> None:
+    table = typology(typology_summary())
+
+    assert set(table["priority_cut"]) == {6.0}
+    assert set(table["negotiability_cut"]) == {0.5}
+
+
+def test_build_covariates_is_reproducible(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(PANEL / "build_covariates.py"), "--output-dir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+
+    assert (tmp_path / "covariates.csv").read_bytes() == (PANEL / "covariates.csv").read_bytes()
+
+
+# The commands on the sample
+
+
+def scores_command(folder: Path, *args: str) -> object:
+    from click.testing import CliRunner
+
+    from qualkit.cli import cli
+
+    return CliRunner().invoke(cli, ["--project", str(folder), "scores", *args], prog_name="qualkit")
+
+
+def test_negotiability_explain_option(sample_project: object) -> None:
+    result = scores_command(sample_project.folder, "negotiability", "--explain", "shanty_town")
+
+    assert result.exit_code == 0, result.stderr
+    assert "Ranking 2011 (14 units)" in result.stdout
+    assert result.stdout.rstrip().endswith("= 26 / 28 = 0.93.")
+
+
+def test_cov_command_json(sample_project: object) -> None:
+    import json
+
+    result = scores_command(sample_project.folder, "cov", "--target", "fdi", "--format", "json")
+    rows = json.loads(result.stdout)
+
+    assert result.exit_code == 0, result.stderr
+    assert [row["year"] for row in rows] == [2011, 2012, 2013, 2014, 2015]
+    assert all(row["n_units"] == 14 for row in rows)
+
+
+def test_cov_command_by_target_sorted(sample_project: object) -> None:
+    import csv
+    import io
+
+    result = scores_command(sample_project.folder, "cov", "--by", "target", "--format", "csv")
+    means = [float(row["mean_cv"]) for row in csv.DictReader(io.StringIO(result.stdout))]
+
+    assert len(means) == 25
+    assert means == sorted(means, reverse=True)
+
+
+def test_cov_command_standardized(sample_project: object) -> None:
+    import csv
+    import io
+
+    result = scores_command(sample_project.folder, "cov", "--by", "unit", "--target", "fdi", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    z_2011 = [float(row["z"]) for row in rows if row["year"] == "2011"]
+
+    assert len(z_2011) == 14
+    assert sum(z_2011) == pytest.approx(0, abs=1e-9)
+
+
+def test_typology_command_cuts(sample_copy: Path) -> None:
+    import csv
+    import io
+
+    result = scores_command(
+        sample_copy, "typology", "--priority-cut", "100", "--negotiability-cut", "0", "--format", "csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+
+    assert result.exit_code == 0, result.stderr
+    assert len(rows) == 17
+    assert {row["cell"] for row in rows} == {"more negotiable, low priority"}
+    assert {row["expected_response"] for row in rows} == {"moderate bargaining"}

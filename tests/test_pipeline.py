@@ -1,6 +1,6 @@
 """Tests of ``qualkit build`` on the bundled sample project, end to end.
 
-The sample is built once per session (conftest.py); tests that change a
+The sample is built once per session (conftest.py). Tests that change a
 project work on a private copy of the built folder.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from qualkit.cli import cli
 
@@ -98,12 +98,14 @@ def markdown_section(text: str, heading: str) -> str:
 
 
 def table_rows(section: str) -> list[list[str]]:
-    """Split the body rows of the first Markdown table in ``section`` into cells."""
+    """Split the body rows of the Markdown table in ``section`` into cells."""
     lines = [line for line in section.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+    return [
+        [cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]
+    ]
 
 
-def build(folder: Path) -> Any:
+def build(folder: Path) -> Result:
     return CliRunner().invoke(cli, ["build", str(folder)], prog_name="qualkit")
 
 
@@ -155,7 +157,9 @@ def test_second_build_identical(
 # Table 1
 
 
-def test_negotiability_rows_in_published_order(negotiability_rows: dict[int, list[str]]) -> None:
+def test_negotiability_rows_in_published_order(
+    negotiability_rows: dict[int, list[str]],
+) -> None:
     assert list(negotiability_rows) == [row[0] for row in PUBLISHED_TABLE_1]
 
 
@@ -205,7 +209,7 @@ def test_appendix_lists_every_interview(
 
 def test_appendix_bold_is_quoted(report_md: str, appendix_cells: list[str]) -> None:
     bold = {cell.strip("*") for cell in appendix_cells if cell.startswith("**")}
-    cited = set(re.findall(r"^> — Interview \\#(\w+),", report_md, re.MULTILINE))
+    cited = set(re.findall(r"^— Interview \\#(\w+),", report_md, re.MULTILINE))
 
     assert cited
     assert bold == cited
@@ -213,9 +217,11 @@ def test_appendix_bold_is_quoted(report_md: str, appendix_cells: list[str]) -> N
 
 def test_conflict_in_report(report_md: str) -> None:
     rows = table_rows(markdown_section(report_md, "### Metadata conflicts"))
-    conflicts = [row[:5] for row in rows if row[0] == "G16S011"]
+    conflicts = [row for row in rows if row[0] == "G16S011"]
 
-    assert conflicts == [["G16S011", "province", "Guizhou", "interviews.csv", "Sichuan"]]
+    assert conflicts == [
+        ["G16S011", "province", "Guizhou", "interviews.csv", "Sichuan", "G16S011.md"]
+    ]
 
 
 def test_conflict_in_build_output(sample_project: Any) -> None:
@@ -229,7 +235,9 @@ def test_broken_transcript_fails_build(
     sample_copy: Path, hash_of: Callable[[Path], str]
 ) -> None:
     before = hash_of(sample_copy / "qualkit.db")
-    (sample_copy / "transcripts" / "X16B01.md").write_text(BROKEN_TRANSCRIPT, encoding="utf-8")
+    (sample_copy / "transcripts" / "X16B01.md").write_text(
+        BROKEN_TRANSCRIPT, encoding="utf-8"
+    )
 
     result = build(sample_copy)
 
@@ -238,12 +246,16 @@ def test_broken_transcript_fails_build(
     assert hash_of(sample_copy / "qualkit.db") == before
 
 
-def test_bad_codebook_fails_build(sample_copy: Path, hash_of: Callable[[Path], str]) -> None:
+def test_bad_codebook_fails_build(
+    sample_copy: Path, hash_of: Callable[[Path], str]
+) -> None:
     before = hash_of(sample_copy / "qualkit.db")
     (sample_copy / "broken_codebook.yaml").write_text(BAD_CODEBOOK, encoding="utf-8")
     config = sample_copy / "qualkit.toml"
     text = config.read_text(encoding="utf-8")
-    changed = re.sub(r'(?m)^codebook = ".*"$', 'codebook = "broken_codebook.yaml"', text)
+    changed = re.sub(
+        r'(?m)^codebook = ".*"$', 'codebook = "broken_codebook.yaml"', text
+    )
     assert changed != text, "qualkit.toml of the sample must name a codebook"
     config.write_text(changed, encoding="utf-8")
 
@@ -259,11 +271,15 @@ def test_bad_codebook_fails_build(sample_copy: Path, hash_of: Callable[[Path], s
 
 
 @pytest.fixture(scope="module")
-def hostile_build(sample_project: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hostile_build(
+    sample_project: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A copy of the built sample with a transcript full of markup, rebuilt."""
     folder = tmp_path_factory.mktemp("hostile") / "interviews_sample"
     shutil.copytree(sample_project.folder, folder)
-    (folder / "transcripts" / "X20T01.md").write_text(HOSTILE_TRANSCRIPT, encoding="utf-8")
+    (folder / "transcripts" / "X20T01.md").write_text(
+        HOSTILE_TRANSCRIPT, encoding="utf-8"
+    )
     result = build(folder)
     assert result.exit_code == 0, result.stderr
     return folder
@@ -307,12 +323,6 @@ def test_markdown_report_has_no_script(hostile_build: Path) -> None:
     assert re.search(r"(?<!\\)</?script", markdown, re.IGNORECASE) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cases.store_case records a transcript's origin as its absolute path and "
-    "metadata_conflicts is keyed on that origin, so rebuilding a moved or copied "
-    "project adds a second G16S011 province conflict naming the old folder",
-)
 def test_moved_project_keeps_one_conflict(hostile_build: Path) -> None:
     markdown = (hostile_build / "report" / "report.md").read_text(encoding="utf-8")
     rows = table_rows(markdown_section(markdown, "### Metadata conflicts"))

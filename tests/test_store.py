@@ -72,7 +72,8 @@ def test_new_database_foreign_keys_on(db: sqlite_utils.Database) -> None:
 def test_segment_without_source_rejected(db: sqlite_utils.Database) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
         db.execute(
-            "INSERT INTO segments (source_id, kind, position, start_offset, end_offset) "
+            "INSERT INTO segments "
+            "(source_id, kind, position, start_offset, end_offset) "
             "VALUES ('missing', 'turn', 0, 0, 5)"
         )
 
@@ -123,11 +124,6 @@ def test_non_qualkit_sqlite_gets_no_tables(foreign_db: Path) -> None:
     assert tables == ["notes"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_database switches the file to WAL before _ensure_schema rejects it, "
-    "so a foreign SQLite file passed as --db is left in journal_mode=wal",
-)
 def test_non_qualkit_sqlite_keeps_journal_mode(foreign_db: Path) -> None:
     with pytest.raises(StoreError):
         store.open_database(foreign_db)
@@ -167,20 +163,19 @@ def _write_everywhere(db: sqlite_utils.Database) -> None:
 def test_transaction_rolls_back_on_error(
     db: sqlite_utils.Database, table: str, where: str
 ) -> None:
-    with pytest.raises(RuntimeError, match="stop"):
-        with store.transaction(db):
-            _write_everywhere(db)
-            raise RuntimeError("stop")
+    with pytest.raises(RuntimeError, match="stop"), store.transaction(db):
+        _write_everywhere(db)
+        raise RuntimeError("stop")
 
-    assert db.execute(f"SELECT count(*) FROM [{table}] WHERE {where}").fetchone()[0] == 0
+    count = db.execute(f"SELECT count(*) FROM [{table}] WHERE {where}").fetchone()[0]
+    assert count == 0
 
 
 def test_transaction_rollback_reaches_disk(db_path: Path) -> None:
     db = store.open_database(db_path)
-    with pytest.raises(RuntimeError):
-        with store.transaction(db):
-            _write_everywhere(db)
-            raise RuntimeError("stop")
+    with pytest.raises(RuntimeError), store.transaction(db):
+        _write_everywhere(db)
+        raise RuntimeError("stop")
     db.close()
 
     reopened = store.open_database(db_path)

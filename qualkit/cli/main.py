@@ -10,6 +10,7 @@ import click
 
 from qualkit import __version__
 from qualkit.cli.scores import scores
+from qualkit.cli.sources import import_command
 from qualkit.cli.common import State, echo_frame, handle_errors, output_option, pass_state, progress_bar
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -78,28 +79,6 @@ def build(ctx: click.Context, folder: str, no_report: bool) -> None:
     click.echo(f"Quote-target links: {result.links}.")
     for path in result.report_files:
         click.echo(f"Wrote {path}")
-
-
-@cli.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="CSV of interviews: id, province, level, date, ...")
-@pass_state
-@handle_errors
-def import_command(state: State, files: tuple[str, ...], manifest: str | None) -> None:
-    """Import transcripts as sources.
-
-    Takes .txt, .md (with YAML front matter) and .docx files.
-    """
-    project = state.project()
-    with progress_bar(len(files), "Importing") as update:
-        result = project.import_sources(files, manifest=manifest, progress=update)
-    click.echo(f"{len(result.added)} added, {len(result.updated)} updated, {len(result.unchanged)} unchanged.")
-    for conflict in result.conflicts:
-        click.echo(
-            f"Conflict: {conflict['case_id']} {conflict['field']} is {conflict['kept_value']!r} "
-            f"({conflict['kept_origin']}) but {conflict['other_value']!r} in {conflict['other_origin']}; kept the first.",
-            err=True,
-        )
 
 
 @cli.command()
@@ -205,3 +184,20 @@ def main() -> None:
 
 
 cli.add_command(scores)
+cli.add_command(import_command)
+
+from qualkit.cli.coding import code, log_command, memo, undo  # noqa: E402
+from qualkit.cli.review import review  # noqa: E402
+
+cli.add_command(code)
+cli.add_command(log_command)
+cli.add_command(undo)
+cli.add_command(memo)
+cli.add_command(review)
+from qualkit.cli.codebook import codebook  # noqa: E402
+
+cli.add_command(codebook)
+from qualkit.cli.queries import export, query  # noqa: E402
+
+cli.add_command(query)
+cli.add_command(export)

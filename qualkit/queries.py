@@ -1,0 +1,531 @@
+"""Questions to the coded data: boolean code queries, matrices, keyword in context.
+
+A code in a query stands for itself and all its child codes. Codings are
+compared in one of two ways (``unit``):
+
+- ``overlap``: the text is cut at every coding boundary into pieces, each
+  carrying the codes whose codings cover it. An expression holds on a piece
+  when it holds for that set of codes. Adjacent pieces where it holds join
+  into one quote. Only coded text is looked at, so ``NOT x`` finds coded
+  text without x, never uncoded text.
+- ``sentence`` or ``turn``: each segment carries the codes of the codings
+  that overlap it, and the expression is evaluated per segment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from qualkit.coding import (
+    CODING_FROM,
+    CodingFilter,
+    filter_clause,
+    metadata_expression,
+    require_code,
+    source_text,
+)
+from qualkit.errors import InputError
+
+UNITS = ("overlap", "sentence", "turn")
+COUNTS = ("codings", "sources", "cases")
+MISSING_VALUE = "(missing)"
+
+
+# Boolean code expressions ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeTerm:
+    """A code id in an expression; it matches the code and its child codes."""
+
+    code: str
+
+    def holds(self, codes: frozenset[str]) -> bool:
+        """Return True when the code or one of its children is among ``codes``."""
+        prefix = self.code + "."
+        return any(code == self.code or code.startswith(prefix) for code in codes)
+
+
+@dataclass(frozen=True)
+class Not:
+    """Negation of an expression."""
+
+    operand: Any
+
+    def holds(self, codes: frozenset[str]) -> bool:
+        """Return True when the operand does not hold."""
+        return not self.operand.holds(codes)
+
+
+@dataclass(frozen=True)
+class And:
+    """Conjunction of expressions."""
+
+    operands: tuple[Any, ...]
+
+    def holds(self, codes: frozenset[str]) -> bool:
+        """Return True when every operand holds."""
+        return all(operand.holds(codes) for operand in self.operands)
+
+
+@dataclass(frozen=True)
+class Or:
+    """Disjunction of expressions."""
+
+    operands: tuple[Any, ...]
+
+    def holds(self, codes: frozenset[str]) -> bool:
+        """Return True when any operand holds."""
+        return any(operand.holds(codes) for operand in self.operands)
+
+
+TOKEN = re.compile(r"\(|\)|[^\s()]+")
+OPERATORS = ("AND", "OR", "NOT")
+
+
+class _Parser:
+    """Recursive descent over: expr = term {OR term}; term = factor {AND factor};
+    factor = NOT factor | "(" expr ")" | code id. AND binds tighter than OR.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = [(m.group(0), m.start()) for m in TOKEN.finditer(text)]
+        self.index = 0
+
+    def fail(self, message: str) -> InputError:
+        position = self.tokens[self.index][1] if self.index < len(self.tokens) else len(self.text)
+        pointer = " " * position + "^"
+        return InputError(
+            f"invalid query at character {position + 1}: {message}.\n  {self.text}\n  {pointer}",
+            fix="Combine code ids with AND, OR, NOT and parentheses, e.g. "
+            "'strategy.reframing AND (target.environment OR target.veto) AND NOT channel.formal'.",
+        )
+
+    def peek(self) -> str | None:
+        return self.tokens[self.index][0] if self.index < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.tokens[self.index][0]
+        self.index += 1
+        return token
+
+    def parse(self) -> Any:
+        if not self.tokens:
+            raise self.fail("the query is empty")
+        node = self.expression()
+        if self.peek() is not None:
+            raise self.fail(f"unexpected {self.peek()!r}; a code needs AND or OR before it")
+        return node
+
+    def expression(self) -> Any:
+        operands = [self.term()]
+        while (self.peek() or "").upper() == "OR":
+            self.take()
+            operands.append(self.term())
+        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+
+    def term(self) -> Any:
+        operands = [self.factor()]
+        while (self.peek() or "").upper() == "AND":
+            self.take()
+            operands.append(self.factor())
+        return operands[0] if len(operands) == 1 else And(tuple(operands))
+
+    def factor(self) -> Any:
+        token = self.peek()
+        if token is None:
+            raise self.fail("the query ends where a code or '(' is expected")
+        if token.upper() == "NOT":
+            self.take()
+            return Not(self.factor())
+        if token == "(":
+            self.take()
+            node = self.expression()
+            if self.peek() != ")":
+                raise self.fail("missing ')'")
+            self.take()
+            return node
+        if token == ")" or token.upper() in OPERATORS:
+            raise self.fail(f"expected a code id or '(' but found {token!r}")
+        self.take()
+        return CodeTerm(token)
+
+
+def parse_expression(text: str) -> Any:
+    """Parse a boolean code expression; raise InputError pointing at the first problem.
+
+    AND, OR and NOT are matched without regard to case, so no code can be
+    called ``and``, ``or`` or ``not``.
+    """
+    return _Parser(text).parse()
+
+
+def expression_codes(node: Any) -> list[str]:
+    """Return the code ids an expression names, in order of appearance."""
+    if isinstance(node, CodeTerm):
+        return [node.code]
+    if isinstance(node, Not):
+        return expression_codes(node.operand)
+    return [code for operand in node.operands for code in expression_codes(operand)]
+
+
+# Codings and their units ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Coding:
+    id: int
+    source_id: str
+    start: int
+    end: int
+    code: str
+
+
+def _codings(db: sqlite_utils.Database, selection: CodingFilter) -> list[_Coding]:
+    where, params = filter_clause(db, selection)
+    rows = db.execute(
+        f"SELECT c.id, c.source_id, c.start_offset, c.end_offset, c.code_id {CODING_FROM} "
+        f"WHERE {where} ORDER BY c.source_id, c.start_offset, c.id",
+        params,
+    ).fetchall()
+    return [_Coding(*row) for row in rows]
+
+
+def _by_source(codings: Iterable[_Coding]) -> dict[str, list[_Coding]]:
+    grouped: dict[str, list[_Coding]] = defaultdict(list)
+    for coding in codings:
+        grouped[coding.source_id].append(coding)
+    return grouped
+
+
+def _segments(db: sqlite_utils.Database, source_id: str, unit: str) -> list[tuple[int, int, int]]:
+    kinds = ("sentence",) if unit == "sentence" else ("turn", "paragraph")
+    return db.execute(
+        f"SELECT position, start_offset, end_offset FROM segments WHERE source_id = ? "
+        f"AND kind IN ({', '.join('?' for _ in kinds)}) ORDER BY position",
+        [source_id, *kinds],
+    ).fetchall()
+
+
+def _pieces(codings: list[_Coding]) -> list[tuple[int, int, list[_Coding]]]:
+    """Cut a source's coded text at every coding boundary; return (start, end, covering codings)."""
+    bounds = sorted({c.start for c in codings} | {c.end for c in codings})
+    pieces = []
+    for start, end in zip(bounds, bounds[1:]):
+        covering = [c for c in codings if c.start < end and start < c.end]
+        if covering:
+            pieces.append((start, end, covering))
+    return pieces
+
+
+def _label(code: str, depth: int | None) -> str:
+    return code if depth is None else ".".join(code.split(".")[:depth])
+
+
+def _check_unit(unit: str) -> None:
+    if unit not in UNITS:
+        raise InputError(f"unknown unit {unit!r}.", fix=f"Use one of: {', '.join(UNITS)}.")
+
+
+def _case_metadata(db: sqlite_utils.Database) -> dict[str, tuple[Any, ...]]:
+    return {
+        row[0]: row[1:]
+        for row in db.execute("SELECT s.id, k.id, k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id")
+    }
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+# Queries ----------------------------------------------------------------------------
+
+
+def query_quotes(
+    db: sqlite_utils.Database, expression: str, selection: CodingFilter, *, unit: str = "overlap"
+) -> pd.DataFrame:
+    """Return the quotes where a boolean code expression holds, one row per quote.
+
+    ``selection`` chooses the codings that count (statuses, coders, sources,
+    metadata); its ``codes`` filter is ignored, since the expression names
+    the codes.
+    """
+    _check_unit(unit)
+    node = parse_expression(expression)
+    for code in expression_codes(node):
+        require_code(db, code, active=False)
+    selection = dataclasses.replace(selection, codes=())
+    cases = _case_metadata(db)
+    records = []
+    for source_id, codings in sorted(_by_source(_codings(db, selection)).items()):
+        text = db.execute("SELECT text FROM sources WHERE id = ?", [source_id]).fetchone()[0]
+        if unit == "overlap":
+            spans = _overlap_matches(node, codings)
+        else:
+            spans = _segment_matches(node, codings, _segments(db, source_id, unit))
+        for start, end, matched in spans:
+            start, end = _trimmed(text, start, end)
+            case_id, province, level = cases[source_id]
+            records.append(
+                {
+                    "source_id": source_id,
+                    "case_id": case_id,
+                    "province": province,
+                    "level": level,
+                    "start_offset": start,
+                    "end_offset": end,
+                    "codes": ", ".join(sorted({c.code for c in matched})),
+                    "codings": ", ".join(str(i) for i in sorted({c.id for c in matched})),
+                    "quote": text[start:end],
+                }
+            )
+    columns = ["source_id", "case_id", "province", "level", "start_offset", "end_offset", "codes", "codings", "quote"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _overlap_matches(node: Any, codings: list[_Coding]) -> list[tuple[int, int, list[_Coding]]]:
+    matches: list[tuple[int, int, list[_Coding]]] = []
+    for start, end, covering in _pieces(codings):
+        if not node.holds(frozenset(c.code for c in covering)):
+            continue
+        if matches and matches[-1][1] == start:
+            previous = matches[-1]
+            matches[-1] = (previous[0], end, previous[2] + [c for c in covering if c not in previous[2]])
+        else:
+            matches.append((start, end, covering))
+    return matches
+
+
+def _segment_matches(
+    node: Any, codings: list[_Coding], segments: list[tuple[int, int, int]]
+) -> list[tuple[int, int, list[_Coding]]]:
+    matches = []
+    for _, start, end in segments:
+        covering = [c for c in codings if c.start < end and start < c.end]
+        if covering and node.holds(frozenset(c.code for c in covering)):
+            matches.append((start, end, covering))
+    return matches
+
+
+def _code_order(db: sqlite_utils.Database, labels: Iterable[str]) -> list[str]:
+    position = {row[0]: index for index, row in enumerate(db.execute("SELECT id FROM codes ORDER BY active DESC, position, id"))}
+    return sorted(set(labels), key=lambda label: (position.get(label, len(position)), label))
+
+
+def cooccurrence(
+    db: sqlite_utils.Database,
+    selection: CodingFilter,
+    *,
+    unit: str = "overlap",
+    depth: int | None = None,
+) -> pd.DataFrame:
+    """Return the code-by-code co-occurrence matrix.
+
+    With ``overlap``, a cell counts pairs of overlapping codings of the two
+    codes and the diagonal counts codings. With ``sentence`` or ``turn``, a
+    cell counts segments that carry both codes and the diagonal counts
+    segments that carry the code. ``depth`` rolls codes up to their
+    ancestors at that depth (1: strategy, 2: strategy.reframing), and two
+    codings that roll up to the same code do not count as a pair.
+    """
+    _check_unit(unit)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    labels: set[str] = set()
+    for source_id, codings in _by_source(_codings(db, selection)).items():
+        if unit == "overlap":
+            for coding in codings:
+                label = _label(coding.code, depth)
+                labels.add(label)
+                counts[label, label] += 1
+            for index, first in enumerate(codings):
+                for second in codings[index + 1 :]:
+                    if second.start >= first.end:
+                        break
+                    a, b = _label(first.code, depth), _label(second.code, depth)
+                    if a != b:
+                        counts[a, b] += 1
+                        counts[b, a] += 1
+            continue
+        for _, start, end in _segments(db, source_id, unit):
+            present = {_label(c.code, depth) for c in codings if c.start < end and start < c.end}
+            labels |= present
+            for a in present:
+                for b in present:
+                    counts[a, b] += 1
+    order = _code_order(db, labels)
+    matrix = pd.DataFrame(0, index=pd.Index(order, name="code"), columns=order, dtype="int64")
+    for (a, b), count in counts.items():
+        matrix.loc[a, b] = count
+    return matrix
+
+
+def code_by_attribute(
+    db: sqlite_utils.Database,
+    field: str,
+    selection: CodingFilter,
+    *,
+    count: str = "codings",
+    depth: int | None = None,
+) -> pd.DataFrame:
+    """Return a codes-by-values matrix of a metadata field such as province or level.
+
+    Cells count codings, or the distinct sources or cases with the code.
+    ``total`` is counted the same way over all values, so for sources and
+    cases it is not the sum of the row.
+    """
+    if count not in COUNTS:
+        raise InputError(f"unknown count {count!r}.", fix=f"Use one of: {', '.join(COUNTS)}.")
+    expression, expression_params = metadata_expression(db, field.lower())
+    where, params = filter_clause(db, selection)
+    rows = db.execute(
+        f"SELECT c.id, c.code_id, c.source_id, k.id, {expression} {CODING_FROM} WHERE {where}",
+        expression_params + params,
+    ).fetchall()
+    column = {"codings": 0, "sources": 2, "cases": 3}[count]
+    cells: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    for row in rows:
+        label = _label(row[1], depth)
+        value = MISSING_VALUE if row[4] in (None, "") else str(row[4])
+        cells[label, value].add(row[column])
+        cells[label, "total"].add(row[column])
+    labels = _code_order(db, {label for label, _ in cells})
+    values = sorted({value for _, value in cells if value != "total"})
+    matrix = pd.DataFrame(0, index=pd.Index(labels, name="code"), columns=values + ["total"], dtype="int64")
+    for (label, value), members in cells.items():
+        matrix.loc[label, value] = len(members)
+    matrix.columns.name = field
+    return matrix
+
+
+# Keyword in context ---------------------------------------------------------------
+
+
+def _normalize(character: str) -> str:
+    return unicodedata.normalize("NFKC", character).casefold()
+
+
+def normalized_text(text: str) -> tuple[str, list[int]]:
+    """Return ``text`` normalized for searching and, per normalized character, its offset in ``text``.
+
+    Each character is NFKC-normalized and case-folded on its own, so
+    full-width Latin letters and digits match their ASCII forms and the
+    offsets map back exactly. Compositions that span two characters (a base
+    letter and a separate combining accent) are not joined.
+    """
+    pieces, offsets = [], []
+    for index, character in enumerate(text):
+        normalized = _normalize(character)
+        pieces.append(normalized)
+        offsets.extend([index] * len(normalized))
+    return "".join(pieces), offsets
+
+
+def keyword_in_context(
+    db: sqlite_utils.Database,
+    term: str,
+    *,
+    width: int = 30,
+    regex: bool = False,
+    selection: CodingFilter = CodingFilter(),
+    roles: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Return every occurrence of ``term`` with ``width`` characters of context on each side.
+
+    Matching ignores case and full-width forms; Chinese needs no word
+    boundaries, so a term matches inside longer words. ``selection`` limits
+    the sources (ids, metadata) and chooses the codings listed for each hit.
+    """
+    if not term.strip():
+        raise InputError("the search term is empty.")
+    pattern = _search_pattern(term, regex)
+    where, params = _source_clause(db, selection)
+    sources = db.execute(
+        f"SELECT s.id, s.text, k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id "
+        f"WHERE {where} ORDER BY s.id",
+        params,
+    ).fetchall()
+    coding_selection = dataclasses.replace(selection, codes=())
+    codings = _by_source(_codings(db, coding_selection))
+    records = []
+    for source_id, text, province, level in sources:
+        turns = db.execute(
+            "SELECT start_offset, end_offset, speaker, role FROM segments WHERE source_id = ? "
+            "AND kind IN ('turn', 'paragraph') ORDER BY position",
+            [source_id],
+        ).fetchall()
+        searched, offsets = normalized_text(text)
+        for found in pattern.finditer(searched):
+            if found.end() == found.start():
+                continue
+            start, end = offsets[found.start()], offsets[found.end() - 1] + 1
+            speaker, role = next(((t[2], t[3]) for t in turns if t[0] <= start < t[1]), (None, None))
+            if roles and role not in roles:
+                continue
+            codes = sorted({c.code for c in codings.get(source_id, []) if c.start < end and start < c.end})
+            records.append(
+                {
+                    "source_id": source_id,
+                    "offset": start,
+                    "left": _context(text[max(0, start - width) : start]),
+                    "keyword": text[start:end],
+                    "right": _context(text[end : end + width]),
+                    "speaker": speaker,
+                    "codes": ", ".join(codes),
+                    "province": province,
+                    "level": level,
+                }
+            )
+    columns = ["source_id", "offset", "left", "keyword", "right", "speaker", "codes", "province", "level"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _search_pattern(term: str, regex: bool) -> re.Pattern[str]:
+    if not regex:
+        return re.compile(re.escape("".join(_normalize(ch) for ch in term)))
+    try:
+        pattern = re.compile(term, re.IGNORECASE)
+    except re.error as error:
+        raise InputError(f"regular expression {term!r} does not compile: {error}.") from None
+    if pattern.search("") is not None:
+        raise InputError(f"regular expression {term!r} matches the empty string.", fix="Make it require at least one character.")
+    return pattern
+
+
+def _source_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if selection.sources:
+        for source in selection.sources:
+            source_text(db, source)
+        clauses.append(f"s.id IN ({', '.join('?' for _ in selection.sources)})")
+        params += list(selection.sources)
+    for name, values in selection.where:
+        expression, expression_params = metadata_expression(db, name)
+        clauses.append(f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})")
+        params += expression_params + list(values)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _context(text: str) -> str:
+    """Collapse whitespace runs, line breaks included, to one space, keeping one at either end."""
+    collapsed = " ".join(text.split())
+    if not collapsed:
+        return " " if text else ""
+    if text[0].isspace():
+        collapsed = " " + collapsed
+    if text[-1].isspace():
+        collapsed += " "
+    return collapsed
