@@ -1407,31 +1407,32 @@ every run, but this text is not: drop a point once the tables show it fixed.
 
 - **`Doc.text` was rebuilt again and again.** In spaCy 3.8, `Doc.text` is
   not stored: each access joins the text of every token, creating a Python
-  `Token` object per token. That is what the `cinit` (token.pxd),
-  `__iter__` and `genexpr` (doc.pyx) rows of the second table are. At
-  ebeaf32, `RuleSet.match` (qualkit/rules.py) read `doc.text` once per
+  `Token` object per token. At ebeaf32 this made up most of the `cinit`
+  (token.pxd), `__iter__` and `genexpr` (doc.pyx) rows of the second
+  table. `RuleSet.match` (qualkit/rules.py) read `doc.text` once per
   regular expression of the language, and once more for the Chinese
   character Doc, and `sentence_spans` (qualkit/sources.py) read it at
   least twice per sentence, so its cost grew with sentences times tokens
   of a turn. Reading it once per call, or passing the turn text that the
   callers already sliced, removes this cost. Measured with this script
   (`--words 200000`) on a copy of ebeaf32 with only that change, on the
-  machine below, import plus autocode used about 40% less CPU time, which
+  machine above, import plus autocode used about 40% less CPU time, which
   is still far from the goal.
-- **Every respondent turn is tokenized twice.** `store_segments` runs
-  `nlp.pipe` over all turns to find sentences, and `_suggestions`
-  (qualkit/autocode.py) runs the same pipeline, sentencizer included, over
-  the respondent turns again, though it reads sentence offsets from the
-  `segments` table. In Chinese this repeats the jieba segmentation, which is
-  most of the bare baseline's time (compare the two bare rows), and the
-  matching then uses the jieba Doc only for its text: the Chinese keywords
-  match on a Doc with one token per character, and the bundled codebook has
-  no Chinese token patterns. Skipping the tokenizer when a language has no
-  token patterns, and dropping the sentencizer from autocode's pipeline
-  (`nlp.make_doc` or `nlp.tokenizer.pipe`), leaves one jieba pass per turn.
-  As an estimate from the two bare rows: while import and autocode each
-  run jieba, the ratio stays below about 0.6 for this corpus even if
-  everything else took no time.
+- **Every respondent turn was tokenized twice.** At ebeaf32,
+  `store_segments` ran `nlp.pipe` over all turns to find sentences, and
+  `_suggestions` (qualkit/autocode.py) ran the same pipeline, sentencizer
+  included, over the respondent turns again, though it reads sentence
+  offsets from the `segments` table. In Chinese this repeats the jieba
+  segmentation, which is most of the bare baseline's time (compare the two
+  bare rows), and the matching then uses the jieba Doc only for its text:
+  the Chinese keywords match on a Doc with one token per character, and
+  the bundled codebook has no Chinese token patterns. Skipping the
+  tokenizer when a language has no token patterns, and dropping the
+  sentencizer from autocode's pipeline (`nlp.make_doc` or
+  `nlp.tokenizer.pipe`), leaves one jieba pass per turn. As an estimate
+  from the two bare rows: while import and autocode each run jieba, the
+  ratio stays below about 0.6 for this corpus even if everything else took
+  no time.
 - **English rules cost more than English tokenizing.** In the last table,
   the `Matcher` with the codebook's token patterns and the regular
   expressions (one pass each over every turn) each take several times as
@@ -1440,12 +1441,12 @@ every run, but this text is not: drop a point once the tables show it fixed.
   needs cheaper matching. One way, not yet measured: run a token pattern
   only on turns that contain a word its required tokens list, found with a
   set lookup on `doc.to_array("LOWER")`, since most turns contain none.
-- **Segments are stored with two sqlite-utils calls per turn.**
-  `store_segments` calls `insert` once per turn, to get its row id, and
-  `insert_all` once per turn for its sentences, and each call builds its
-  INSERT statement again in Python. That costs less than the points
-  above, but one `executemany` per source, with turn ids assigned in
-  Python, would remove most of it.
+- **Segments were stored with two sqlite-utils calls per turn.** At
+  ebeaf32, `store_segments` called `insert` once per turn, to get its row
+  id, and `insert_all` once per turn for its sentences, and each call
+  builds its INSERT statement again in Python. That cost less than the
+  points above, but one `executemany` per source, with turn ids assigned
+  in Python, would remove most of it.
 - **Re-importing an edited transcript was slow.** At ebeaf32 the
   "re-import after editing 1%" row was almost all `offset_map`
   (qualkit/anchoring.py): `difflib.SequenceMatcher` with `autojunk=False`

@@ -3,9 +3,9 @@
 Old and new texts are compared with difflib, first line by line, then word
 by word inside changed lines, then character by character inside changed
 words. A coding whose every character lies in one unchanged stretch moves
-with its words. Any other coding is flagged with ``needs_review = 1``: it
-gets the span that now stands where its words stood (or the sentence there,
-if its words were deleted), its quote is updated to that span, and a memo
+with its words. Any other coding is flagged with ``needs_review = 1``. It
+gets the span that took the place of its words (or the sentence there, if
+its words were deleted), its quote is updated to that span, and a memo
 keeps the words it had. Nothing is dropped.
 
 Every coding keeps ``quote == text[start_offset:end_offset]``.
@@ -54,7 +54,7 @@ class FlaggedCoding:
 
 @dataclass
 class Reanchoring:
-    """What re-anchoring did to one source's codings."""
+    """The outcome of re-anchoring one source's codings."""
 
     moved: int = 0
     flagged: list[FlaggedCoding] = field(default_factory=list)
@@ -72,7 +72,69 @@ def matching_blocks(old: str, new: str) -> list[tuple[int, int, int]]:
                 merged[-1] = (last_old, last_new, last_size + size)
                 continue
         merged.append((old_start, new_start, size))
-    return merged
+    return _slide_gaps(old, new, merged)
+
+
+def _slide_gaps(old: str, new: str, blocks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Move each pure insertion or deletion to the cleanest of its equivalent places.
+
+    Deleting " b." from "a. b. c" can also be read as deleting ". b" (the
+    same characters repeat at both ends of the gap), which would cut the
+    period off "a." and flag a coding of it. Among the equivalent places,
+    the gap goes where its edges fall next to whitespace.
+    """
+    slid = [list(block) for block in blocks]
+    for index in range(len(slid) - 1):
+        left, right = slid[index], slid[index + 1]
+        old_gap = right[0] - (left[0] + left[2])
+        new_gap = right[1] - (left[1] + left[2])
+        if old_gap and not new_gap:
+            shift = _best_shift(old, left[0] + left[2], right[0], left[2], right[2], new, left[1] + left[2])
+        elif new_gap and not old_gap:
+            shift = _best_shift(new, left[1] + left[2], right[1], left[2], right[2], old, left[0] + left[2])
+        else:
+            continue
+        left[2] += shift
+        right[0] += shift
+        right[1] += shift
+        right[2] -= shift
+    return [tuple(block) for block in slid if block[2] > 0]
+
+
+def _best_shift(
+    text: str, gap_start: int, gap_end: int, room_left: int, room_right: int, other: str, point: int
+) -> int:
+    """Return how far to move a gap in ``text`` (negative: left) for the cleanest edges.
+
+    The gap may move while the characters it passes repeat at its other
+    end, and while each neighboring block keeps at least one character.
+    ``point`` is where the gap sits in ``other``, the text without it.
+    """
+    candidates = [0]
+    step = 1
+    while step < room_left and text[gap_start - step] == text[gap_end - step]:
+        candidates.append(-step)
+        step += 1
+    step = 0
+    while step + 1 < room_right and text[gap_start + step] == text[gap_end + step]:
+        candidates.append(step + 1)
+        step += 1
+
+    def score(shift: int) -> int:
+        return (
+            2 * _clean_break(other, point + shift)
+            + _clean_break(text, gap_start + shift)
+            + _clean_break(text, gap_end + shift)
+        )
+
+    return max(sorted(candidates), key=score)
+
+
+def _clean_break(text: str, position: int) -> bool:
+    """Return whether ``position`` falls at an end of ``text`` or next to whitespace."""
+    if position <= 0 or position >= len(text):
+        return True
+    return text[position - 1].isspace() or text[position].isspace()
 
 
 def _match_tokens(
@@ -230,7 +292,7 @@ def _estimated_span(
 
 
 def _sentence_at(db: sqlite_utils.Database, source_id: str, new: str, offset: int) -> tuple[int, int]:
-    """Return the sentence that holds ``offset``, or the nearest one, or the whole text."""
+    """Return the sentence that contains ``offset``, or the nearest one, or the whole text."""
     select = (
         "SELECT start_offset, end_offset FROM segments "
         "WHERE source_id = ? AND kind = 'sentence' AND "

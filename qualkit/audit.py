@@ -56,7 +56,9 @@ def check_coder_name(coder: str) -> str:
     """Return the coder name stripped, or raise QualkitError if it cannot be used."""
     name = coder.strip()
     if not name:
-        raise QualkitError("The coder name is empty. Pass --coder NAME or set QUALKIT_CODER.")
+        raise QualkitError(
+            "The coder name is empty. Pass --coder NAME or set QUALKIT_CODER."
+        )
     if name in RESERVED_CODERS:
         raise QualkitError(
             f"The coder name {name!r} is reserved for auto-coding suggestions. "
@@ -85,7 +87,9 @@ def snapshot(db: sqlite_utils.Database, table: str, pk: Any) -> dict[str, Any] |
     """Return the row of ``table`` with primary key ``pk`` as a dict, or None."""
     columns = PRIMARY_KEYS[table]
     where = " AND ".join(f"[{column}] = ?" for column in columns)
-    cursor = db.execute(f"SELECT * FROM [{table}] WHERE {where}", list(row_key(table, pk)))
+    cursor = db.execute(
+        f"SELECT * FROM [{table}] WHERE {where}", list(row_key(table, pk))
+    )
     row = cursor.fetchone()
     if row is None:
         return None
@@ -122,7 +126,12 @@ class ChangeRecorder:
         """Log a change already made to one row; nothing is logged if the row is unchanged."""
         if before == after:
             return
-        action = "insert" if before is None else "delete" if after is None else "update"
+        if before is None:
+            action = "insert"
+        elif after is None:
+            action = "delete"
+        else:
+            action = "update"
         self.db.execute(
             "INSERT INTO audit_log (batch_id, coder, changed_at, command, table_name, "
             "row_id, action, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -141,12 +150,13 @@ class ChangeRecorder:
         self.entries += 1
 
     def insert(self, table: str, row: dict[str, Any]) -> Any:
-        """Insert ``row`` and return its primary key (the row id for one-column keys)."""
+        """Insert ``row`` and return its primary key: one value for one-column keys, else a tuple."""
         columns = list(row)
         marks = ", ".join("?" for _ in columns)
         names = ", ".join(f"[{c}]" for c in columns)
         cursor = self.db.execute(
-            f"INSERT INTO [{table}] ({names}) VALUES ({marks})", [row[c] for c in columns]
+            f"INSERT INTO [{table}] ({names}) VALUES ({marks})",
+            [row[c] for c in columns],
         )
         key_columns = PRIMARY_KEYS[table]
         if key_columns == ("id",) and "id" not in row:
@@ -183,7 +193,9 @@ class ChangeRecorder:
         if before is None:
             return None
         where = " AND ".join(f"[{column}] = ?" for column in PRIMARY_KEYS[table])
-        self.db.execute(f"DELETE FROM [{table}] WHERE {where}", list(row_key(table, pk)))
+        self.db.execute(
+            f"DELETE FROM [{table}] WHERE {where}", list(row_key(table, pk))
+        )
         self.record(table, pk, before, None)
         return before
 
@@ -199,12 +211,15 @@ class UndoResult:
     reverted: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def undo_last(db: sqlite_utils.Database, coder: str, *, dry_run: bool = False) -> UndoResult:
+def undo_last(
+    db: sqlite_utils.Database, coder: str, *, dry_run: bool = False
+) -> UndoResult:
     """Revert the latest batch of ``coder`` that is not undone; the caller opens the transaction.
 
     Undo batches themselves are skipped, so repeated calls walk further back.
-    Raises QualkitError, changing nothing, when a row of the batch has changed
-    since (by another coder, or by an import or auto-coding run).
+    Raises QualkitError when a row of the batch has changed since (by another
+    coder, or by an import or auto-coding run). The caller's transaction then
+    discards the rows restored before the check failed.
     """
     ensure_history_tables(db)
     latest = db.execute(
@@ -213,7 +228,9 @@ def undo_last(db: sqlite_utils.Database, coder: str, *, dry_run: bool = False) -
         [coder, UNDO_COMMAND],
     ).fetchone()
     if latest is None:
-        raise QualkitError(f"Coder {coder!r} has no change left to undo. See 'qualkit log'.")
+        raise QualkitError(
+            f"Coder {coder!r} has no change left to undo. See 'qualkit log'."
+        )
     batch_id, command, changed_at = latest
     entries = db.execute(
         "SELECT id, table_name, row_id, action, before, after FROM audit_log "
@@ -228,7 +245,9 @@ def undo_last(db: sqlite_utils.Database, coder: str, *, dry_run: bool = False) -
         after = json.loads(after_json) if after_json else None
         current = snapshot(db, table, pk)
         if current != after:
-            raise QualkitError(_changed_since_message(db, table, row_id, entry_id, batch_id))
+            raise QualkitError(
+                _changed_since_message(db, table, row_id, entry_id, batch_id)
+            )
         result.reverted.append((table, row_id, action))
         if dry_run:
             continue
@@ -249,7 +268,9 @@ def _parse_row_id(table: str, row_id: str) -> Any:
     return int(row_id) if table in INTEGER_KEYS else row_id
 
 
-def _restore(db: sqlite_utils.Database, table: str, pk: Any, before: dict[str, Any] | None) -> None:
+def _restore(
+    db: sqlite_utils.Database, table: str, pk: Any, before: dict[str, Any] | None
+) -> None:
     # An existing row is updated in place, because deleting it would fail on
     # foreign keys that point at it or cascade to rows that reference it.
     where = " AND ".join(f"[{column}] = ?" for column in PRIMARY_KEYS[table])
@@ -260,7 +281,10 @@ def _restore(db: sqlite_utils.Database, table: str, pk: Any, before: dict[str, A
     names = list(before)
     if snapshot(db, table, pk) is not None:
         assignments = ", ".join(f"[{name}] = ?" for name in names)
-        db.execute(f"UPDATE [{table}] SET {assignments} WHERE {where}", [before[n] for n in names] + key)
+        db.execute(
+            f"UPDATE [{table}] SET {assignments} WHERE {where}",
+            [before[n] for n in names] + key,
+        )
         return
     db.execute(
         f"INSERT INTO [{table}] ({', '.join(f'[{n}]' for n in names)}) "
@@ -277,14 +301,14 @@ def _changed_since_message(
         "AND id > ? AND batch_id != ? AND undone_by IS NULL ORDER BY id DESC LIMIT 1",
         [table, row_id, entry_id, batch_id],
     ).fetchone()
-    what = f"{table} row {row_id}"
+    row_label = f"{table} row {row_id}"
     if later is None:
         return (
-            f"Cannot undo batch {batch_id}: {what} was changed since by a command that is "
+            f"Cannot undo batch {batch_id}: {row_label} was changed since by a command that is "
             "not in the log (an import or auto-coding run). Change it back by hand instead."
         )
     return (
-        f"Cannot undo batch {batch_id}: {what} was changed since by {later[1]!r} "
+        f"Cannot undo batch {batch_id}: {row_label} was changed since by {later[1]!r} "
         f"({later[2]}, batch {later[0]}). That change must be undone first."
     )
 
@@ -323,14 +347,47 @@ def history(
             "change": summarize_change(before, after),
             "undone_by": undone_by or "",
         }
-        for (_, batch_id, changed_at, who, command, table_name, row_id, action, before, after, undone_by) in rows
+        for (
+            _,
+            batch_id,
+            changed_at,
+            who,
+            command,
+            table_name,
+            row_id,
+            action,
+            before,
+            after,
+            undone_by,
+        ) in rows
     ]
-    columns = ["batch", "changed_at", "coder", "command", "table", "row", "action", "change", "undone_by"]
+    columns = [
+        "batch",
+        "changed_at",
+        "coder",
+        "command",
+        "table",
+        "row",
+        "action",
+        "change",
+        "undone_by",
+    ]
     return pd.DataFrame(records, columns=columns)
 
 
-# Columns that say what a row is, in the order a summary lists them.
-SUMMARY_COLUMNS = ("code_id", "source_id", "start_offset", "end_offset", "status", "coder", "about", "about_id", "target_id", "label")
+# Columns that identify a row, in the order a summary lists them.
+SUMMARY_COLUMNS = (
+    "code_id",
+    "source_id",
+    "start_offset",
+    "end_offset",
+    "status",
+    "coder",
+    "about",
+    "about_id",
+    "target_id",
+    "label",
+)
 SKIPPED_COLUMNS = ("created_at", "updated_at", "loaded_at", "quote", "text", "rules")
 
 
@@ -348,5 +405,9 @@ def summarize_change(before_json: str | None, after_json: str | None) -> str:
             changed.append("text edited")
         return "; ".join(changed) or "timestamps only"
     row = after if after is not None else before or {}
-    parts = [f"{column}={row[column]!r}" for column in SUMMARY_COLUMNS if row.get(column) is not None]
+    parts = [
+        f"{column}={row[column]!r}"
+        for column in SUMMARY_COLUMNS
+        if row.get(column) is not None
+    ]
     return ", ".join(parts)

@@ -171,17 +171,18 @@ def _refresh_conflicts(db: sqlite_utils.Database, case_id: str, name: str, kept:
 
 
 def read_manifest(
-    path: str | Path, *, levels: tuple[str, ...] = DEFAULT_LEVELS
+    path: str | Path, *, levels: tuple[str, ...] = DEFAULT_LEVELS, encoding: str | None = None
 ) -> list[dict[str, Any]]:
     """Read and validate a manifest CSV (columns id, province, level, date, ...).
 
     Returns one cleaned metadata dict per row; a ``file`` column lands in
-    ``attributes``. The encoding is detected as for transcripts, so a CSV
-    saved by Excel on Chinese Windows (GBK) reads correctly. Raises
-    TranscriptError naming the line of the first invalid row.
+    ``attributes``. Unless ``encoding`` is given, the encoding is detected
+    as for transcripts, so a CSV saved by Excel on Chinese Windows (GBK)
+    reads correctly. Raises TranscriptError naming the line of the first
+    invalid row.
     """
     path = Path(path)
-    text, _ = decode_bytes(read_bytes(path), path=path)
+    text, _ = decode_bytes(read_bytes(path), path=path, encoding=encoding)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [str(name).strip().lower() for name in reader.fieldnames or []]
     if "id" not in columns:

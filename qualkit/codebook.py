@@ -138,20 +138,29 @@ def _fail(path: Path, line: int, message: str, fix: str) -> CodebookError:
 def _build_codebook(data: Any, path: Path, digest: str) -> Codebook:
     if not isinstance(data, LineDict) or "codes" not in data:
         raise _fail(
-            path, 1, "a codebook needs a top-level 'codes' list.",
+            path,
+            1,
+            "a codebook needs a top-level 'codes' list.",
             "Start from codebooks/target_bargaining.yaml.",
         )
     header = data.get("codebook") or LineDict()
-    if not isinstance(header, dict) or not header.get("id") or not header.get("version"):
+    if (
+        not isinstance(header, dict)
+        or not header.get("id")
+        or not header.get("version")
+    ):
         raise _fail(
-            path, data.line_of("codebook"),
+            path,
+            data.line_of("codebook"),
             "the 'codebook' section needs an 'id' and a 'version'.",
             'Add for example: codebook: {id: my_codebook, version: "1.0.0"}.',
         )
     entries = data["codes"]
     if not isinstance(entries, LineList) or not entries:
         raise _fail(
-            path, data.line_of("codes"), "'codes' must be a non-empty list.",
+            path,
+            data.line_of("codes"),
+            "'codes' must be a non-empty list.",
             "List the codes as '- id: ...' items.",
         )
     codes: dict[str, Code] = {}
@@ -179,33 +188,40 @@ def _build_code(entry: Any, line: int, path: Path, known: dict[str, Code]) -> Co
     code_id = entry.get("id")
     if not isinstance(code_id, str) or not CODE_ID.match(code_id):
         raise _fail(
-            path, entry.line_of("id"), f"invalid code id {code_id!r}.",
+            path,
+            entry.line_of("id"),
+            f"invalid code id {code_id!r}.",
             "Use lowercase dotted ids such as strategy.reframing.",
         )
     if code_id in known:
         raise _fail(
-            path, entry.line_of("id"),
+            path,
+            entry.line_of("id"),
             f"duplicate code id {code_id!r} (first defined on line {known[code_id].line}).",
             "Give each code a unique id.",
         )
     unknown_fields = sorted(set(entry) - CODE_FIELDS - {"exclude"})
     if unknown_fields:
         raise _fail(
-            path, entry.line_of(unknown_fields[0]),
+            path,
+            entry.line_of(unknown_fields[0]),
             f"unknown field {unknown_fields[0]!r} in code {code_id!r}.",
             f"Use only: {', '.join(sorted(CODE_FIELDS | {'exclude'}))}.",
         )
     parent = entry.get("parent")
     if parent is not None and parent not in known:
         raise _fail(
-            path, entry.line_of("parent"),
+            path,
+            entry.line_of("parent"),
             f"unknown parent {parent!r} for code {code_id!r}.",
             "Define the parent code above this one, or correct the parent id.",
         )
     for name in ("label", "definition"):
         if not str(entry.get(name) or "").strip():
             raise _fail(
-                path, entry.line, f"code {code_id!r} has no {name}.",
+                path,
+                entry.line,
+                f"code {code_id!r} has no {name}.",
                 f"Add a '{name}:' field.",
             )
     rules, exclude = _build_rules(entry, code_id, path)
@@ -234,17 +250,26 @@ def _build_replaces(entry: LineDict, code_id: str, path: Path) -> tuple[str, ...
     line = entry.line_of("replaces")
     if not isinstance(items, list) or not items:
         raise _fail(
-            path, line, f"'replaces' of {code_id!r} must be a code id or a list of code ids.",
+            path,
+            line,
+            f"'replaces' of {code_id!r} must be a code id or a list of code ids.",
             "Write replaces: old.id, or replaces: [old.one, old.two] for a merge.",
         )
     for item in items:
         if not isinstance(item, str) or not CODE_ID.match(item):
             raise _fail(
-                path, line, f"'replaces' of {code_id!r} names an invalid code id {item!r}.",
+                path,
+                line,
+                f"'replaces' of {code_id!r} names an invalid code id {item!r}.",
                 "Use the dotted id the code had in the earlier codebook version.",
             )
         if item == code_id:
-            raise _fail(path, line, f"code {code_id!r} replaces itself.", "Remove its own id from 'replaces'.")
+            raise _fail(
+                path,
+                line,
+                f"code {code_id!r} replaces itself.",
+                "Remove its own id from 'replaces'.",
+            )
     return tuple(dict.fromkeys(items))
 
 
@@ -262,7 +287,9 @@ def _build_rules(
         return {}, ()
     if not isinstance(raw, LineDict):
         raise _fail(
-            path, entry.line_of("rules"), f"'rules' of {code_id!r} must be a mapping.",
+            path,
+            entry.line_of("rules"),
+            f"'rules' of {code_id!r} must be a mapping.",
             "Write rules: {en: {keywords: [...]}, zh: {keywords: [...]}}.",
         )
     rules: dict[str, LanguageRules] = {}
@@ -271,31 +298,42 @@ def _build_rules(
             continue
         if language not in LANGUAGES:
             raise _fail(
-                path, raw.line_of(language),
+                path,
+                raw.line_of(language),
                 f"unknown rule language {language!r} in {code_id!r}.",
                 f"Use one of: {', '.join(LANGUAGES)}, exclude.",
             )
-        rules[language] = _build_language_rules(spec, raw.line_of(language), code_id, path)
+        rules[language] = _build_language_rules(
+            spec, raw.line_of(language), code_id, path
+        )
     exclude = tuple(str(x) for x in raw.get("exclude") or ())
 
     return rules, exclude
 
 
-def _build_language_rules(spec: Any, line: int, code_id: str, path: Path) -> LanguageRules:
+def _build_language_rules(
+    spec: Any, line: int, code_id: str, path: Path
+) -> LanguageRules:
     if not isinstance(spec, LineDict):
         raise _fail(
-            path, line, f"rules for {code_id!r} must map rule kinds to lists.",
+            path,
+            line,
+            f"rules for {code_id!r} must map rule kinds to lists.",
             f"Use the keys: {', '.join(RULE_KINDS)}.",
         )
     for kind in spec:
         if kind not in RULE_KINDS:
             raise _fail(
-                path, spec.line_of(kind), f"unknown rule kind {kind!r} in {code_id!r}.",
+                path,
+                spec.line_of(kind),
+                f"unknown rule kind {kind!r} in {code_id!r}.",
                 f"Use one of: {', '.join(RULE_KINDS)}.",
             )
         if not isinstance(spec[kind], list):
             raise _fail(
-                path, spec.line_of(kind), f"'{kind}' of {code_id!r} must be a list.",
+                path,
+                spec.line_of(kind),
+                f"'{kind}' of {code_id!r} must be a list.",
                 "Write one item per line, each starting with '- '.",
             )
     keywords = _check_keywords(spec.get("keywords") or LineList(), code_id, path)
@@ -315,7 +353,8 @@ def _check_keywords(items: list[Any], code_id: str, path: Path) -> tuple[str, ..
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item.strip():
             raise _fail(
-                path, _item_line(items, index),
+                path,
+                _item_line(items, index),
                 f"keyword {item!r} of {code_id!r} is not a non-empty string.",
                 "Quote the keyword.",
             )
@@ -329,13 +368,15 @@ def _check_regexes(items: list[Any], code_id: str, path: Path) -> tuple[str, ...
             compiled = re.compile(str(item), re.IGNORECASE)
         except re.error as error:
             raise _fail(
-                path, _item_line(items, index),
+                path,
+                _item_line(items, index),
                 f"regular expression {item!r} of {code_id!r} does not compile: {error}.",
                 "Fix the expression; quote it in single quotes so backslashes stay.",
             ) from None
         if compiled.search("") is not None:
             raise _fail(
-                path, _item_line(items, index),
+                path,
+                _item_line(items, index),
                 f"regular expression {item!r} of {code_id!r} matches the empty string.",
                 "Make it require at least one character.",
             )
@@ -353,7 +394,8 @@ def _check_patterns(
         pattern = [dict(token) for token in item] if isinstance(item, list) else None
         if not pattern or not all(isinstance(token, dict) for token in item):
             raise _fail(
-                path, _item_line(items, index),
+                path,
+                _item_line(items, index),
                 f"pattern of {code_id!r} must be a non-empty list of token mappings.",
                 "Write for example: [{LEMMA: bargain}, {LOWER: over}].",
             )
@@ -362,7 +404,8 @@ def _check_patterns(
         except (ValueError, KeyError, TypeError) as error:
             message = " ".join(str(error).split())
             raise _fail(
-                path, _item_line(items, index),
+                path,
+                _item_line(items, index),
                 f"spaCy Matcher pattern of {code_id!r} does not compile: {message}",
                 "See https://spacy.io/usage/rule-based-matching for the token attributes.",
             ) from None
@@ -385,7 +428,8 @@ def _check_leaves(codebook: Codebook) -> None:
         for name in LEAF_FIELDS:
             if not getattr(code, name):
                 raise _fail(
-                    codebook.path, code.line,
+                    codebook.path,
+                    code.line,
                     f"leaf code {code.id!r} has no {name}.",
                     f"Add a '{name}:' field; a second coder relies on it.",
                 )
@@ -397,13 +441,15 @@ def _check_replacements(codebook: Codebook) -> None:
         for old in code.replaces:
             if old in codebook.codes:
                 raise _fail(
-                    codebook.path, code.line,
+                    codebook.path,
+                    code.line,
                     f"code {code.id!r} replaces {old!r}, which is still a code of this codebook.",
                     "A replaced code must be gone from the file. Remove it, or remove it from 'replaces'.",
                 )
             if old in claimed:
                 raise _fail(
-                    codebook.path, code.line,
+                    codebook.path,
+                    code.line,
                     f"codes {claimed[old]!r} and {code.id!r} both replace {old!r}.",
                     "Splitting a code is not supported: one code takes all of the old code's codings. "
                     "Recode the others by hand after applying.",
@@ -412,7 +458,9 @@ def _check_replacements(codebook: Codebook) -> None:
 
 
 def store_codebook(
-    db: sqlite_utils.Database, codebook: Codebook, recorder: ChangeRecorder | None = None
+    db: sqlite_utils.Database,
+    codebook: Codebook,
+    recorder: ChangeRecorder | None = None,
 ) -> dict[str, int]:
     """Write the codebook's codes to the database and carry codings of replaced codes.
 
@@ -462,14 +510,22 @@ def store_codebook(
         )
     after = _rows(db, "codes"), _rows(db, "codebooks")
     replaced = [old for code in codebook.codes.values() for old in code.replaces]
-    pending = db.execute(
-        f"SELECT count(*) FROM codings WHERE code_id IN ({', '.join('?' for _ in replaced)})", replaced
-    ).fetchone()[0] if replaced else 0
+    pending = (
+        db.execute(
+            f"SELECT count(*) FROM codings WHERE code_id IN ({', '.join('?' for _ in replaced)})",
+            replaced,
+        ).fetchone()[0]
+        if replaced
+        else 0
+    )
     if before == after and not pending:
         return {}
     if recorder is None:
         recorder = ChangeRecorder(db, SYSTEM_CODER, "codebook store")
-    for table, old_rows, new_rows in (("codes", before[0], after[0]), ("codebooks", before[1], after[1])):
+    for table, old_rows, new_rows in (
+        ("codes", before[0], after[0]),
+        ("codebooks", before[1], after[1]),
+    ):
         for key in sorted(set(old_rows) | set(new_rows), key=str):
             recorder.record(table, key, old_rows.get(key), new_rows.get(key))
     return _carry_codings(recorder, codebook)
@@ -500,33 +556,55 @@ def _carry_codings(recorder: ChangeRecorder, codebook: Codebook) -> dict[str, in
     now = utc_now()
     for code in codebook.codes.values():
         for old in code.replaces:
-            cursor = db.execute("SELECT * FROM codings WHERE code_id = ? ORDER BY id", [old])
+            cursor = db.execute(
+                "SELECT * FROM codings WHERE code_id = ? ORDER BY id", [old]
+            )
             columns = [d[0] for d in cursor.description]
             for row in [dict(zip(columns, values)) for values in cursor.fetchall()]:
                 twin = db.execute(
                     "SELECT id, status FROM codings WHERE source_id = ? AND start_offset = ? "
                     "AND end_offset = ? AND code_id = ? AND coder = ?",
-                    [row["source_id"], row["start_offset"], row["end_offset"], code.id, row["coder"]],
+                    [
+                        row["source_id"],
+                        row["start_offset"],
+                        row["end_offset"],
+                        code.id,
+                        row["coder"],
+                    ],
                 ).fetchone()
                 if twin is None:
-                    recorder.update("codings", row["id"], {"code_id": code.id, "updated_at": now})
+                    recorder.update(
+                        "codings", row["id"], {"code_id": code.id, "updated_at": now}
+                    )
                 elif STATUS_STRENGTH[twin[1]] >= STATUS_STRENGTH[row["status"]]:
                     delete_coding(recorder, row["id"], memos_to=twin[0])
                 else:
                     delete_coding(recorder, twin[0], memos_to=row["id"])
-                    recorder.update("codings", row["id"], {"code_id": code.id, "updated_at": now})
+                    recorder.update(
+                        "codings", row["id"], {"code_id": code.id, "updated_at": now}
+                    )
                 carried[old] = carried.get(old, 0) + 1
             for (memo_id,) in db.execute(
                 "SELECT id FROM memos WHERE about = 'code' AND about_id = ?", [old]
             ).fetchall():
-                recorder.update("memos", memo_id, {"about_id": code.id, "updated_at": now})
+                recorder.update(
+                    "memos", memo_id, {"about_id": code.id, "updated_at": now}
+                )
     return carried
 
 
 # Codebook versions --------------------------------------------------------------
 
 # The fields compared between two versions of a code.
-COMPARED_FIELDS = ("label", "parent_id", "definition", "when_to_use", "when_not_to_use", "example", "rules")
+COMPARED_FIELDS = (
+    "label",
+    "parent_id",
+    "definition",
+    "when_to_use",
+    "when_not_to_use",
+    "example",
+    "rules",
+)
 
 
 def code_fields(code: Code) -> dict[str, Any]:
@@ -542,10 +620,14 @@ def code_fields(code: Code) -> dict[str, Any]:
     }
 
 
-def stored_codes(db: sqlite_utils.Database, *, active_only: bool = True) -> dict[str, dict[str, Any]]:
+def stored_codes(
+    db: sqlite_utils.Database, *, active_only: bool = True
+) -> dict[str, dict[str, Any]]:
     """Return the stored codes (by default the active ones) by id, in codebook order."""
     where = "WHERE active = 1" if active_only else ""
-    cursor = db.execute(f"SELECT * FROM codes {where} ORDER BY active DESC, position, id")
+    cursor = db.execute(
+        f"SELECT * FROM codes {where} ORDER BY active DESC, position, id"
+    )
     columns = [d[0] for d in cursor.description]
     return {row[0]: dict(zip(columns, row)) for row in cursor.fetchall()}
 
@@ -554,8 +636,8 @@ def stored_codes(db: sqlite_utils.Database, *, active_only: bool = True) -> dict
 class CodebookChange:
     """One difference between two codebook versions.
 
-    ``change`` is added, removed, renamed, merged or changed. ``old`` holds
-    the replaced ids of a rename or merge.
+    ``change`` is added, removed, renamed, merged or changed. ``old``
+    contains the replaced ids of a rename or merge.
     """
 
     change: str
@@ -572,17 +654,33 @@ def diff_codes(old: dict[str, dict[str, Any]], new: Codebook) -> list[CodebookCh
         replaced = tuple(r for r in code.replaces if r in old)
         unknown = [r for r in code.replaces if r not in old]
         taken.update(replaced)
-        notes = [f"replaces {', '.join(unknown)}, which the old version does not have"] if unknown else []
+        notes = (
+            [f"replaces {', '.join(unknown)}, which the old version does not have"]
+            if unknown
+            else []
+        )
         if code.id not in old:
-            kind = "added" if not replaced else "renamed" if len(replaced) == 1 else "merged"
+            kind = (
+                "added"
+                if not replaced
+                else "renamed"
+                if len(replaced) == 1
+                else "merged"
+            )
             changes.append(CodebookChange(kind, code.id, replaced, "; ".join(notes)))
             continue
         fields = code_fields(code)
-        edited = [name for name in COMPARED_FIELDS if (old[code.id].get(name) or None) != (fields[name] or None)]
+        edited = [
+            name
+            for name in COMPARED_FIELDS
+            if (old[code.id].get(name) or None) != (fields[name] or None)
+        ]
         if edited:
             notes.insert(0, "changed: " + ", ".join(edited))
         if replaced:
-            changes.append(CodebookChange("merged", code.id, replaced, "; ".join(notes)))
+            changes.append(
+                CodebookChange("merged", code.id, replaced, "; ".join(notes))
+            )
         elif edited or notes:
             changes.append(CodebookChange("changed", code.id, (), "; ".join(notes)))
     for code_id in old:
@@ -599,7 +697,12 @@ def diff_codebooks(old: Codebook, new: Codebook) -> pd.DataFrame:
 
 def _changes_frame(changes: list[CodebookChange]) -> pd.DataFrame:
     records = [
-        {"change": c.change, "code": c.code, "replaces": ", ".join(c.old), "detail": c.detail}
+        {
+            "change": c.change,
+            "code": c.code,
+            "replaces": ", ".join(c.old),
+            "detail": c.detail,
+        }
         for c in changes
     ]
     return pd.DataFrame(records, columns=["change", "code", "replaces", "detail"])
@@ -616,10 +719,11 @@ def _coding_counts(db: sqlite_utils.Database) -> dict[str, dict[str, int]]:
 
 @dataclass
 class CodebookPlan:
-    """What applying a codebook to a database would do.
+    """The changes that applying a codebook to a database makes.
 
     ``blocked`` maps each removed code that still has codings to its counts
-    by status. Applying raises unless forced while it is not empty.
+    by status. Applying raises QualkitError while it is not empty, unless
+    forced.
     """
 
     codebook: Codebook
@@ -631,7 +735,8 @@ class CodebookPlan:
         """Return the changes as a table, with the codings each one affects."""
         frame = _changes_frame(self.changes)
         frame["codings"] = [
-            sum(self.carried.get(old, 0) for old in change.old) if change.old
+            sum(self.carried.get(old, 0) for old in change.old)
+            if change.old
             else sum(self.blocked.get(change.code, {}).values())
             for change in self.changes
         ]
@@ -656,12 +761,14 @@ def plan_codebook(db: sqlite_utils.Database, codebook: Codebook) -> CodebookPlan
     return CodebookPlan(codebook, changes, carried, blocked)
 
 
-def apply_codebook(recorder: ChangeRecorder, codebook: Codebook, *, force: bool = False) -> CodebookPlan:
+def apply_codebook(
+    recorder: ChangeRecorder, codebook: Codebook, *, force: bool = False
+) -> CodebookPlan:
     """Store a new codebook version, carrying codings of renamed and merged codes.
 
     Raises QualkitError, changing nothing, when a code that is dropped without
-    a ``replaces`` entry still has codings, unless ``force`` is set; forced,
-    those codings keep their now inactive code. The caller opens the transaction.
+    a ``replaces`` entry still has codings. With ``force`` set, those codings
+    keep their code, which becomes inactive. The caller opens the transaction.
     """
     plan = plan_codebook(recorder.db, codebook)
     if plan.blocked and not force:
@@ -678,7 +785,9 @@ def apply_codebook(recorder: ChangeRecorder, codebook: Codebook, *, force: bool 
     return plan
 
 
-def codebook_tree(db: sqlite_utils.Database, *, include_inactive: bool = False) -> pd.DataFrame:
+def codebook_tree(
+    db: sqlite_utils.Database, *, include_inactive: bool = False
+) -> pd.DataFrame:
     """Return the stored codes in tree order with coding counts by status.
 
     ``total`` counts the code's own codings that are not rejected and
@@ -705,48 +814,84 @@ def codebook_tree(db: sqlite_utils.Database, *, include_inactive: bool = False) 
         }
         record["total"] = record["suggested"] + record["accepted"]
         records.append(record)
-        subtotal = record["total"] + sum(visit(child, depth + 1) for child in children.get(code_id, []))
+        subtotal = record["total"] + sum(
+            visit(child, depth + 1) for child in children.get(code_id, [])
+        )
         record["with_children"] = subtotal
         return subtotal
 
     for root in children.get(None, []):
         visit(root, 0)
-    columns = ["code", "depth", "label", "active", "suggested", "accepted", "rejected", "total", "with_children"]
+    columns = [
+        "code",
+        "depth",
+        "label",
+        "active",
+        "suggested",
+        "accepted",
+        "rejected",
+        "total",
+        "with_children",
+    ]
     return pd.DataFrame(records, columns=columns)
 
 
 def check_codebook(db: sqlite_utils.Database, codebook: Codebook) -> pd.DataFrame:
     """Return problems of a loaded codebook and of the codings stored under it.
 
-    Levels: ``error`` (applying would be refused), ``warning`` and ``info``.
+    Levels: ``error`` (applying would fail), ``warning`` and ``info``.
     """
     findings: list[tuple[str, str, str]] = []
     plan = plan_codebook(db, codebook)
     for code_id, counts in plan.blocked.items():
         total = sum(counts.values())
-        findings.append(("error", code_id, f"dropped without 'replaces:' but has {total} coding{'s' if total != 1 else ''}"))
+        findings.append(
+            (
+                "error",
+                code_id,
+                f"dropped without 'replaces:' but has {total} coding{'s' if total != 1 else ''}",
+            )
+        )
     known = set(stored_codes(db, active_only=False))
     for code in codebook.codes.values():
         for old in code.replaces:
             if known and old not in known:
-                findings.append(("warning", code.id, f"replaces {old!r}, which the database has never had"))
+                findings.append(
+                    (
+                        "warning",
+                        code.id,
+                        f"replaces {old!r}, which the database has never had",
+                    )
+                )
     findings += _shared_keywords(codebook)
     for code_id, count in db.execute(
         "SELECT c.code_id, count(*) FROM codings c JOIN codes d ON d.id = c.code_id "
         "WHERE d.active = 0 GROUP BY c.code_id ORDER BY c.code_id"
     ):
         if code_id not in codebook.codes:
-            findings.append(("warning", code_id, f"{count} codings are under this inactive code"))
+            findings.append(
+                ("warning", code_id, f"{count} codings are under this inactive code")
+            )
     for code_id, coder, first, second in db.execute(
         "SELECT a.code_id, a.coder, a.id, b.id FROM codings a JOIN codings b ON a.source_id = b.source_id "
         "AND a.code_id = b.code_id AND a.coder = b.coder AND a.id < b.id "
         "AND a.start_offset < b.end_offset AND b.start_offset < a.end_offset "
         "WHERE a.status != 'rejected' AND b.status != 'rejected' ORDER BY a.code_id, a.id"
     ):
-        findings.append(("warning", code_id, f"codings #{first} and #{second} of {coder} overlap"))
-    flagged = db.execute("SELECT count(*) FROM codings WHERE needs_review = 1").fetchone()[0]
+        findings.append(
+            ("warning", code_id, f"codings #{first} and #{second} of {coder} overlap")
+        )
+    flagged = db.execute(
+        "SELECT count(*) FROM codings WHERE needs_review = 1"
+    ).fetchone()[0]
     if flagged:
-        findings.append(("info", "", f"{flagged} codings need review after their transcript changed"))
+        findings.append(
+            (
+                "info",
+                "",
+                f"{flagged} codings need review after their transcript changed",
+            )
+        )
     return pd.DataFrame(findings, columns=["level", "code", "message"])
 
 
@@ -757,7 +902,11 @@ def _shared_keywords(codebook: Codebook) -> list[tuple[str, str, str]]:
             for keyword in rules.keywords:
                 owners.setdefault((language, keyword.casefold()), []).append(code.id)
     return [
-        ("warning", ids[0], f"{language} keyword {keyword!r} also suggests {', '.join(ids[1:])}")
+        (
+            "warning",
+            ids[0],
+            f"{language} keyword {keyword!r} also suggests {', '.join(ids[1:])}",
+        )
         for (language, keyword), ids in owners.items()
         if len(ids) > 1
     ]

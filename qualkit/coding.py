@@ -1,11 +1,12 @@
 """Manual coding: locating spans, adding, moving and removing codings, listing them.
 
 Spans are Unicode code point offsets into ``sources.text`` with the end
-exclusive, as everywhere in qualkit. One coder never holds two codings of
-the same code on overlapping spans: a new or moved span that overlaps the
-coder's own coding of that code is merged into it (the union of the spans)
-or rejected, as the caller chooses. Rejected codings are decisions about a
-span, not claims, so they take no part in merging.
+exclusive, as everywhere in qualkit. One coder never has two codings of
+the same code on overlapping spans. A new or moved span that overlaps the
+coder's own coding of that code is merged into it (the union of the spans),
+or the write stops with an error, as the caller chooses. Codings with
+status rejected are decisions about a span, not claims, so they take no
+part in merging.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from qualkit.store import utc_now
 
 STATUSES = ("suggested", "accepted", "rejected")
 ORIGINS = ("manual", "auto")
-OVERLAP_POLICIES = ("merge", "refuse")
+OVERLAP_POLICIES = ("merge", "error")
 SEGMENT_UNITS = ("sentence", "turn")
 # Case columns that --where can filter on; other names are looked up in the
 # transcript's front matter attributes.
@@ -52,7 +53,9 @@ def source_text(db: sqlite_utils.Database, source_id: str) -> str:
     return row[0]
 
 
-def require_code(db: sqlite_utils.Database, code_id: str, *, active: bool = True) -> dict[str, Any]:
+def require_code(
+    db: sqlite_utils.Database, code_id: str, *, active: bool = True
+) -> dict[str, Any]:
     """Return the stored code ``code_id`` as a dict, or raise NotFoundError.
 
     With ``active`` set, a code dropped from the current codebook is an error too.
@@ -81,7 +84,9 @@ def require_coding(db: sqlite_utils.Database, coding_id: int) -> dict[str, Any]:
     """Return the coding with id ``coding_id`` as a dict, or raise NotFoundError."""
     row = snapshot(db, "codings", coding_id)
     if row is None:
-        raise NotFoundError(f"Coding #{coding_id} not found. Run 'qualkit code list' for the ids.")
+        raise NotFoundError(
+            f"Coding #{coding_id} not found. Run 'qualkit code list' for the ids."
+        )
     return row
 
 
@@ -115,7 +120,9 @@ def check_span(text: str, source_id: str, start: int, end: int) -> tuple[int, in
     return start, end
 
 
-def segment_span(db: sqlite_utils.Database, source_id: str, position: int, unit: str = "sentence") -> tuple[int, int]:
+def segment_span(
+    db: sqlite_utils.Database, source_id: str, position: int, unit: str = "sentence"
+) -> tuple[int, int]:
     """Return the offsets of the sentence (or turn) at ``position`` of a source.
 
     Positions are those that ``list_segments`` shows, counted from 0 within
@@ -142,7 +149,9 @@ def segment_span(db: sqlite_utils.Database, source_id: str, position: int, unit:
     return row[0], row[1]
 
 
-def match_span(text: str, source_id: str, match: str, occurrence: int | None = None) -> tuple[int, int]:
+def match_span(
+    text: str, source_id: str, match: str, occurrence: int | None = None
+) -> tuple[int, int]:
     """Return the span of the ``occurrence``-th (from 1) exact occurrence of ``match``.
 
     Without ``occurrence`` the text must occur exactly once, so that a phrase
@@ -155,7 +164,7 @@ def match_span(text: str, source_id: str, match: str, occurrence: int | None = N
         hint = ""
         folded = text.casefold().find(match.casefold())
         if folded >= 0:
-            hint = f" It occurs with other capitals as {text[folded:folded + len(match)]!r} at offset {folded}."
+            hint = f" It occurs with other capitals as {text[folded : folded + len(match)]!r} at offset {folded}."
         raise InputError(
             f"text {match!r} does not occur in source {source_id!r}.{hint}",
             fix="Matching is exact (case, spaces and punctuation). Copy the words from "
@@ -190,9 +199,15 @@ def locate_span(
     occurrence: int | None = None,
 ) -> tuple[int, int]:
     """Return the checked span given by exactly one of ``span``, ``segment`` or ``match``."""
-    given = [name for name, value in (("span", span), ("segment", segment), ("match", match)) if value is not None]
-    if len(given) != 1:
-        raise InputError("give the span with exactly one of --span, --segment or --match.")
+    span_options = [
+        name
+        for name, value in (("span", span), ("segment", segment), ("match", match))
+        if value is not None
+    ]
+    if len(span_options) != 1:
+        raise InputError(
+            "give the span with exactly one of --span, --segment or --match."
+        )
     text = source_text(db, source_id)
     if span is not None:
         start, end = span
@@ -210,7 +225,7 @@ def locate_span(
 class CodingFilter:
     """Which codings a listing, review, query or export takes.
 
-    ``codes`` include their child codes. ``where`` holds (field, values)
+    ``codes`` include their child codes. ``where`` contains (field, values)
     pairs: a case column such as province or level, or a front matter
     attribute, compared without regard to case.
     """
@@ -226,7 +241,9 @@ class CodingFilter:
     needs_review: bool | None = None
 
 
-def parse_where(items: tuple[str, ...] | list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def parse_where(
+    items: tuple[str, ...] | list[str],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Parse ``FIELD=VALUE[,VALUE...]`` items into CodingFilter.where pairs."""
     pairs = []
     for item in items:
@@ -269,10 +286,15 @@ def metadata_expression(db: sqlite_utils.Database, name: str) -> tuple[str, list
             fix=f"Use one of: {', '.join(metadata_fields(db))}.",
         )
     path = f'$."{name}"'
-    return "coalesce(json_extract(s.metadata, ?), json_extract(k.attributes, ?))", [path, path]
+    return "coalesce(json_extract(s.metadata, ?), json_extract(k.attributes, ?))", [
+        path,
+        path,
+    ]
 
 
-def code_clause(codes: tuple[str, ...] | list[str], column: str = "c.code_id") -> tuple[str, list[Any]]:
+def code_clause(
+    codes: tuple[str, ...] | list[str], column: str = "c.code_id"
+) -> tuple[str, list[Any]]:
     """Return SQL matching any of ``codes`` or their child codes."""
     parts, params = [], []
     for code in codes:
@@ -281,11 +303,14 @@ def code_clause(codes: tuple[str, ...] | list[str], column: str = "c.code_id") -
     return "(" + " OR ".join(parts) + ")", params
 
 
-def filter_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[str, list[Any]]:
+def filter_clause(
+    db: sqlite_utils.Database, selection: CodingFilter | None
+) -> tuple[str, list[Any]]:
     """Return a WHERE clause (without the keyword) over ``c`` codings, ``s`` sources, ``k`` cases.
 
     Raises NotFoundError for codes, sources and targets that do not exist.
     """
+    selection = selection or CodingFilter()
     clauses: list[str] = []
     params: list[Any] = []
     if selection.codes:
@@ -299,7 +324,11 @@ def filter_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[s
             source_text(db, source)
         clauses.append(f"c.source_id IN ({', '.join('?' for _ in selection.sources)})")
         params += selection.sources
-    for column, values in (("coder", selection.coders), ("status", selection.statuses), ("origin", selection.origins)):
+    for column, values in (
+        ("coder", selection.coders),
+        ("status", selection.statuses),
+        ("origin", selection.origins),
+    ):
         if values:
             clauses.append(f"c.{column} IN ({', '.join('?' for _ in values)})")
             params += values
@@ -311,13 +340,17 @@ def filter_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[s
         params.append(int(selection.needs_review))
     for name, values in selection.where:
         expression, expression_params = metadata_expression(db, name)
-        clauses.append(f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})")
+        clauses.append(
+            f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})"
+        )
         params += expression_params + list(values)
     if selection.targets:
         known = {row[0] for row in db.execute("SELECT id FROM targets")}
         for target in selection.targets:
             if target not in known:
-                raise NotFoundError(f"Target {target!r} not found.{_suggest(target, sorted(known))}")
+                raise NotFoundError(
+                    f"Target {target!r} not found.{_suggest(target, sorted(known))}"
+                )
         clauses.append(
             "c.id IN (SELECT coding_id FROM quote_links WHERE target_id IN "
             f"({', '.join('?' for _ in selection.targets)}))"
@@ -329,7 +362,9 @@ def filter_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[s
 CODING_FROM = "FROM codings c JOIN sources s ON s.id = c.source_id JOIN cases k ON k.id = s.case_id"
 
 
-def list_codings(db: sqlite_utils.Database, selection: CodingFilter = CodingFilter()) -> pd.DataFrame:
+def list_codings(
+    db: sqlite_utils.Database, selection: CodingFilter | None = None
+) -> pd.DataFrame:
     """Return the codings that ``selection`` takes, with case metadata and linked targets."""
     where, params = filter_clause(db, selection)
     return pd.read_sql_query(
@@ -342,7 +377,9 @@ def list_codings(db: sqlite_utils.Database, selection: CodingFilter = CodingFilt
     )
 
 
-def list_segments(db: sqlite_utils.Database, source_id: str, unit: str = "sentence") -> pd.DataFrame:
+def list_segments(
+    db: sqlite_utils.Database, source_id: str, unit: str = "sentence"
+) -> pd.DataFrame:
     """Return a source's sentences (or turns) with the positions that --segment takes."""
     source_text(db, source_id)
     kinds = ("sentence",) if unit == "sentence" else ("turn", "paragraph")
@@ -353,10 +390,18 @@ def list_segments(db: sqlite_utils.Database, source_id: str, unit: str = "senten
         [source_id, *kinds],
     ).fetchall()
     records = [
-        {"position": p, "start_offset": s, "end_offset": e, "speaker": speaker, "text": " ".join(text[s:e].split())}
+        {
+            "position": p,
+            "start_offset": s,
+            "end_offset": e,
+            "speaker": speaker,
+            "text": " ".join(text[s:e].split()),
+        }
         for p, s, e, speaker in rows
     ]
-    return pd.DataFrame(records, columns=["position", "start_offset", "end_offset", "speaker", "text"])
+    return pd.DataFrame(
+        records, columns=["position", "start_offset", "end_offset", "speaker", "text"]
+    )
 
 
 # Writes -----------------------------------------------------------------------
@@ -364,7 +409,7 @@ def list_segments(db: sqlite_utils.Database, source_id: str, unit: str = "senten
 
 @dataclass
 class CodingChange:
-    """What a write did to one coding.
+    """The result of a write to one coding.
 
     ``action`` is added, merged, moved, unchanged, accepted, rejected or
     removed. ``absorbed`` lists the codings merged into ``coding_id`` and
@@ -391,7 +436,13 @@ class CodingChange:
 
 
 def _own_codings(
-    db: sqlite_utils.Database, source_id: str, code_id: str, coder: str, start: int, end: int, exclude: int | None
+    db: sqlite_utils.Database,
+    source_id: str,
+    code_id: str,
+    coder: str,
+    start: int,
+    end: int,
+    exclude: int | None,
 ) -> list[dict[str, Any]]:
     cursor = db.execute(
         "SELECT * FROM codings WHERE source_id = ? AND code_id = ? AND coder = ? "
@@ -403,7 +454,13 @@ def _own_codings(
 
 
 def _overlap_group(
-    db: sqlite_utils.Database, source_id: str, code_id: str, coder: str, start: int, end: int, exclude: int | None
+    db: sqlite_utils.Database,
+    source_id: str,
+    code_id: str,
+    coder: str,
+    start: int,
+    end: int,
+    exclude: int | None,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Return the coder's codings of the code that overlap the span, and the union span.
 
@@ -412,7 +469,11 @@ def _overlap_group(
     """
     group: dict[int, dict[str, Any]] = {}
     while True:
-        found = [row for row in _own_codings(db, source_id, code_id, coder, start, end, exclude) if row["id"] not in group]
+        found = [
+            row
+            for row in _own_codings(db, source_id, code_id, coder, start, end, exclude)
+            if row["id"] not in group
+        ]
         if not found:
             return list(group.values()), start, end
         for row in found:
@@ -420,7 +481,15 @@ def _overlap_group(
             start, end = min(start, row["start_offset"]), max(end, row["end_offset"])
 
 
-def _twin(db: sqlite_utils.Database, source_id: str, start: int, end: int, code_id: str, coder: str, exclude: int | None) -> dict[str, Any] | None:
+def _twin(
+    db: sqlite_utils.Database,
+    source_id: str,
+    start: int,
+    end: int,
+    code_id: str,
+    coder: str,
+    exclude: int | None,
+) -> dict[str, Any] | None:
     """Return the coding that the UNIQUE key (source, span, code, coder) would collide with."""
     row = db.execute(
         "SELECT id FROM codings WHERE source_id = ? AND start_offset = ? AND end_offset = ? "
@@ -430,15 +499,26 @@ def _twin(db: sqlite_utils.Database, source_id: str, start: int, end: int, code_
     return snapshot(db, "codings", row[0]) if row else None
 
 
-def _refuse_overlap(coder: str, code_id: str, source_id: str, start: int, end: int, group: list[dict[str, Any]]) -> QualkitError:
-    spans = ", ".join(f"#{row['id']} at {row['start_offset']}:{row['end_offset']}" for row in group)
+def _overlap_error(
+    coder: str,
+    code_id: str,
+    source_id: str,
+    start: int,
+    end: int,
+    group: list[dict[str, Any]],
+) -> QualkitError:
+    spans = ", ".join(
+        f"#{row['id']} at {row['start_offset']}:{row['end_offset']}" for row in group
+    )
     return QualkitError(
         f"{coder} already coded {code_id} on {source_id} in a span overlapping {start}:{end} ({spans}). "
         "Change that coding with 'qualkit code move', or pass --on-overlap merge to join the spans."
     )
 
 
-def delete_coding(recorder: ChangeRecorder, coding_id: int, *, memos_to: int | None = None) -> None:
+def delete_coding(
+    recorder: ChangeRecorder, coding_id: int, *, memos_to: int | None = None
+) -> None:
     """Delete a coding with its quote-target links and memos, all through the recorder.
 
     With ``memos_to``, memos and manual target links move to that coding
@@ -449,7 +529,10 @@ def delete_coding(recorder: ChangeRecorder, coding_id: int, *, memos_to: int | N
         "SELECT target_id, origin FROM quote_links WHERE coding_id = ?", [coding_id]
     ).fetchall():
         link = recorder.delete("quote_links", (coding_id, target_id))
-        kept_has_it = memos_to is not None and snapshot(db, "quote_links", (memos_to, target_id)) is not None
+        kept_has_it = (
+            memos_to is not None
+            and snapshot(db, "quote_links", (memos_to, target_id)) is not None
+        )
         if memos_to is not None and origin == "manual" and link and not kept_has_it:
             recorder.insert("quote_links", {**link, "coding_id": memos_to})
     for (memo_id,) in db.execute(
@@ -458,7 +541,9 @@ def delete_coding(recorder: ChangeRecorder, coding_id: int, *, memos_to: int | N
         if memos_to is None:
             recorder.delete("memos", memo_id)
         else:
-            recorder.update("memos", memo_id, {"about_id": str(memos_to), "updated_at": utc_now()})
+            recorder.update(
+                "memos", memo_id, {"about_id": str(memos_to), "updated_at": utc_now()}
+            )
     recorder.delete("codings", coding_id)
 
 
@@ -479,24 +564,42 @@ def settle_coding(
     ``existing`` is a coding being moved or taken over (it becomes the
     coder's); without it a new coding is inserted from ``values``. Overlapping
     codings of the coder and code merge into one spanning them all, or raise
-    QualkitError when ``on_overlap`` is "refuse". The coder's rejected coding
+    QualkitError when ``on_overlap`` is "error". The coder's rejected coding
     with exactly the final span is taken over by a new coding, or deleted
     when an existing coding moves onto that span.
     """
     db = recorder.db
     text = source_text(db, source_id)
     exclude = existing["id"] if existing else None
-    group, union_start, union_end = _overlap_group(db, source_id, code_id, coder, start, end, exclude)
-    if group and on_overlap == "refuse":
-        raise _refuse_overlap(coder, code_id, source_id, start, end, group)
+    group, union_start, union_end = _overlap_group(
+        db, source_id, code_id, coder, start, end, exclude
+    )
+    if group and on_overlap == "error":
+        raise _overlap_error(coder, code_id, source_id, start, end, group)
     keep = existing
     if keep is None and group:
-        exact = [row for row in group if (row["start_offset"], row["end_offset"]) == (union_start, union_end)]
+        exact = [
+            row
+            for row in group
+            if (row["start_offset"], row["end_offset"]) == (union_start, union_end)
+        ]
         keep = exact[0] if exact else min(group, key=lambda row: row["id"])
     absorbed = [row["id"] for row in group if keep is None or row["id"] != keep["id"]]
-    if keep is not None and existing is None and not absorbed and (keep["start_offset"], keep["end_offset"]) == (union_start, union_end):
-        return CodingChange(keep["id"], "unchanged", source_id, code_id, union_start, union_end,
-                            note=f"{coder} already has this code on a span that covers it")
+    if (
+        keep is not None
+        and existing is None
+        and not absorbed
+        and (keep["start_offset"], keep["end_offset"]) == (union_start, union_end)
+    ):
+        return CodingChange(
+            keep["id"],
+            "unchanged",
+            source_id,
+            code_id,
+            union_start,
+            union_end,
+            note=f"{coder} already has this code on a span that covers it",
+        )
     target_id = keep["id"] if keep else None
     for coding_id in absorbed:
         delete_coding(recorder, coding_id, memos_to=target_id)
@@ -505,26 +608,53 @@ def settle_coding(
     twin = _twin(db, source_id, union_start, union_end, code_id, coder, target_id)
     note = ""
     now = utc_now()
-    placed = {"start_offset": union_start, "end_offset": union_end, "quote": text[union_start:union_end], "updated_at": now}
+    placed = {
+        "start_offset": union_start,
+        "end_offset": union_end,
+        "quote": text[union_start:union_end],
+        "updated_at": now,
+    }
     if keep is None and twin is not None:
         note = "it was rejected before and is now accepted"
-        recorder.update("codings", twin["id"], {**(values or {}), "origin": "manual", "status": "accepted", **placed})
-        return CodingChange(twin["id"], "accepted", source_id, code_id, union_start, union_end, note=note)
+        recorder.update(
+            "codings",
+            twin["id"],
+            {**(values or {}), "origin": "manual", "status": "accepted", **placed},
+        )
+        return CodingChange(
+            twin["id"],
+            "accepted",
+            source_id,
+            code_id,
+            union_start,
+            union_end,
+            note=note,
+        )
     if twin is not None:
         delete_coding(recorder, twin["id"], memos_to=target_id)
         note = f"it replaces the rejected coding #{twin['id']} of the same span"
     if keep is None:
         row = {
-            "source_id": source_id, "code_id": code_id, "coder": coder, "origin": "manual",
-            "status": "accepted", "created_at": now, **(values or {}), **placed,
+            "source_id": source_id,
+            "code_id": code_id,
+            "coder": coder,
+            "origin": "manual",
+            "status": "accepted",
+            "created_at": now,
+            **(values or {}),
+            **placed,
         }
         coding_id = recorder.insert("codings", row)
         action = "added"
     else:
-        recorder.update("codings", keep["id"], {**(values or {}), "coder": coder, **placed})
+        recorder.update(
+            "codings", keep["id"], {**(values or {}), "coder": coder, **placed}
+        )
         coding_id = keep["id"]
         action = "merged" if absorbed or existing is None else "moved"
-    return CodingChange(coding_id, action, source_id, code_id, union_start, union_end, absorbed, note)
+    return CodingChange(
+        coding_id, action, source_id, code_id, union_start, union_end, absorbed, note
+    )
 
 
 def add_coding(
@@ -557,7 +687,12 @@ def add_coding(
 
 
 def move_coding(
-    recorder: ChangeRecorder, coding_id: int, start: int, end: int, *, on_overlap: str = "merge"
+    recorder: ChangeRecorder,
+    coding_id: int,
+    start: int,
+    end: int,
+    *,
+    on_overlap: str = "merge",
 ) -> CodingChange:
     """Give an existing coding a new span of its source; suggestions must be reviewed instead."""
     db = recorder.db
@@ -567,10 +702,19 @@ def move_coding(
             f"Coding #{coding_id} is an auto-coding suggestion. Accept it first "
             "('qualkit review'), then move it, or add your own coding with 'qualkit code add'."
         )
-    start, end = check_span(source_text(db, row["source_id"]), row["source_id"], start, end)
+    start, end = check_span(
+        source_text(db, row["source_id"]), row["source_id"], start, end
+    )
     if (start, end) == (row["start_offset"], row["end_offset"]):
-        return CodingChange(coding_id, "unchanged", row["source_id"], row["code_id"], start, end,
-                            note="the span is the same")
+        return CodingChange(
+            coding_id,
+            "unchanged",
+            row["source_id"],
+            row["code_id"],
+            start,
+            end,
+            note="the span is the same",
+        )
     policy = on_overlap if row["status"] != "rejected" else "merge"
     change = settle_coding(
         recorder,
@@ -586,7 +730,9 @@ def move_coding(
     return change
 
 
-def remove_codings(recorder: ChangeRecorder, coding_ids: list[int]) -> list[CodingChange]:
+def remove_codings(
+    recorder: ChangeRecorder, coding_ids: list[int]
+) -> list[CodingChange]:
     """Delete codings with their target links and memos; suggestions must be rejected instead."""
     db = recorder.db
     rows = [require_coding(db, coding_id) for coding_id in coding_ids]
@@ -600,6 +746,13 @@ def remove_codings(recorder: ChangeRecorder, coding_ids: list[int]) -> list[Codi
     for row in rows:
         delete_coding(recorder, row["id"])
         changes.append(
-            CodingChange(row["id"], "removed", row["source_id"], row["code_id"], row["start_offset"], row["end_offset"])
+            CodingChange(
+                row["id"],
+                "removed",
+                row["source_id"],
+                row["code_id"],
+                row["start_offset"],
+                row["end_offset"],
+            )
         )
     return changes

@@ -32,7 +32,10 @@ targets = "targets.yaml"
 levels = ["province", "city", "county", "township"]
 
 [import]
-transcripts = ["transcripts/*.md", "transcripts/*.txt", "transcripts/*.docx"]
+transcripts = [
+    "transcripts/*.md", "transcripts/*.txt", "transcripts/*.docx", "transcripts/*.odt",
+    "transcripts/*.rtf", "transcripts/*.pdf", "transcripts/*.srt", "transcripts/*.vtt",
+]
 # manifest = "interviews.csv"
 
 [autocode]

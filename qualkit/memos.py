@@ -15,9 +15,14 @@ from qualkit.store import utc_now
 SUBJECTS = ("project", "source", "code", "coding")
 
 
-def _check_subject(db: sqlite_utils.Database, about: str, about_id: str | None) -> str | None:
+def _check_subject(
+    db: sqlite_utils.Database, about: str, about_id: str | None
+) -> str | None:
     if about not in SUBJECTS:
-        raise InputError(f"unknown memo subject {about!r}.", fix=f"Use one of: {', '.join(SUBJECTS)}.")
+        raise InputError(
+            f"unknown memo subject {about!r}.",
+            fix=f"Use one of: {', '.join(SUBJECTS)}.",
+        )
     if about == "project":
         if about_id:
             raise InputError("a project memo takes no id.")
@@ -42,7 +47,9 @@ def _check_text(text: str) -> str:
     return cleaned
 
 
-def add_memo(recorder: ChangeRecorder, about: str, about_id: str | None, text: str) -> int:
+def add_memo(
+    recorder: ChangeRecorder, about: str, about_id: str | None, text: str
+) -> int:
     """Store a memo by the recorder's coder and return its id; the caller opens the transaction."""
     subject = _check_subject(recorder.db, about, about_id)
     now = utc_now()
@@ -63,7 +70,9 @@ def require_memo(db: sqlite_utils.Database, memo_id: int) -> dict[str, Any]:
     """Return the memo with id ``memo_id`` as a dict, or raise NotFoundError."""
     row = snapshot(db, "memos", memo_id)
     if row is None:
-        raise NotFoundError(f"Memo #{memo_id} not found. Run 'qualkit memo list' for the ids.")
+        raise NotFoundError(
+            f"Memo #{memo_id} not found. Run 'qualkit memo list' for the ids."
+        )
     return row
 
 
@@ -73,7 +82,9 @@ def edit_memo(recorder: ChangeRecorder, memo_id: int, text: str) -> bool:
     The memo keeps its author in ``coder``. The audit log records who edited it.
     """
     require_memo(recorder.db, memo_id)
-    return recorder.update("memos", memo_id, {"text": _check_text(text), "updated_at": utc_now()})
+    return recorder.update(
+        "memos", memo_id, {"text": _check_text(text), "updated_at": utc_now()}
+    )
 
 
 def remove_memo(recorder: ChangeRecorder, memo_id: int) -> None:
@@ -91,7 +102,11 @@ def list_memos(
 ) -> pd.DataFrame:
     """Return memos, oldest first, with the quote of the coding a memo is about."""
     clauses, params = [], []
-    for column, value in (("m.about", about), ("m.about_id", about_id), ("m.coder", coder)):
+    for column, value in (
+        ("m.about", about),
+        ("m.about_id", about_id),
+        ("m.coder", coder),
+    ):
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)

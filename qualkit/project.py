@@ -107,16 +107,23 @@ class Project:
         *,
         manifest: str | Path | None = None,
         progress: Callable[[int], None] | None = None,
+        **options: Any,
     ) -> ImportResult:
-        """Import transcripts (and a manifest of interviews) in one transaction."""
-        with store.transaction(self.db):
-            return self._import(list(paths), manifest, progress)
+        """Import transcripts (and a manifest of interviews) in one transaction.
 
-    def _import(self, paths: list[str | Path], manifest: str | Path | None, progress: Any) -> ImportResult:
+        ``options`` go to ``qualkit.sources.import_sources`` (encoding,
+        metadata for a single file, keep_going...).
+        """
+        with store.transaction(self.db):
+            return self._import(list(paths), manifest, progress, **options)
+
+    def _import(
+        self, paths: list[str | Path], manifest: str | Path | None, progress: Any, **options: Any
+    ) -> ImportResult:
         if manifest is not None:
             import_manifest(self.db, manifest, levels=self.levels)
-        result = import_sources(self.db, paths, levels=self.levels, progress=progress)
-        if result.added or result.updated:
+        result = import_sources(self.db, paths, levels=self.levels, progress=progress, **options)
+        if result.changed:
             store.touch(self.db)
         return result
 

@@ -23,15 +23,20 @@ import pandas as pd
 import sqlite_utils
 from pandas.io.stata import InvalidColumnName
 
-from qualkit.coding import CASE_COLUMNS, CODING_FROM, CodingFilter, filter_clause, metadata_expression
+from qualkit.coding import (
+    CASE_COLUMNS,
+    CODING_FROM,
+    CodingFilter,
+    filter_clause,
+    metadata_expression,
+)
 from qualkit.errors import InputError
 
 MEASURES = ("presence", "count", "share")
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".dta": "dta"}
-# A spreadsheet runs a cell that starts with one of these as a formula. OWASP
-# ASVS requirement 1.2.10 lists = + - @ tab and NUL; carriage return is
-# treated the same way by common escaping code. A leading apostrophe makes
-# the cell text.
+# A spreadsheet may run a cell that starts with one of these as a formula.
+# OWASP ASVS requirement 1.2.10 lists = + - @ tab and NUL, and a leading
+# carriage return is escaped too. A leading apostrophe makes the cell text.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\0")
 # Stata's limits on variable names and labels, in characters
 # (stata.com/products/comparison-of-limits).
@@ -41,7 +46,7 @@ STATA_LABEL_LENGTH = 80
 
 @dataclass
 class CaseCodeMatrix:
-    """The matrix and, per column, the code and measure it holds (None for metadata)."""
+    """The matrix and, per column, its code and measure (None for metadata columns)."""
 
     frame: pd.DataFrame
     columns: dict[str, tuple[str | None, str | None]]
@@ -70,7 +75,10 @@ def case_code_matrix(
     """
     for measure in measures:
         if measure not in MEASURES:
-            raise InputError(f"unknown measure {measure!r}.", fix=f"Use one of: {', '.join(MEASURES)}.")
+            raise InputError(
+                f"unknown measure {measure!r}.",
+                fix=f"Use one of: {', '.join(MEASURES)}.",
+            )
     cases = _cases(db, attributes, selection)
     labels = _labels(db, depth)
     where, params = filter_clause(db, selection)
@@ -90,7 +98,9 @@ def case_code_matrix(
     for (case_id, _, label), intervals in spans.items():
         covered[case_id, label] += _union_length(intervals)
     frame = cases.copy()
-    columns: dict[str, tuple[str | None, str | None]] = {name: (None, None) for name in frame.columns}
+    columns: dict[str, tuple[str | None, str | None]] = {
+        name: (None, None) for name in frame.columns
+    }
     new_columns = {}
     for label in labels:
         for measure in measures:
@@ -103,14 +113,24 @@ def case_code_matrix(
                 elif measure == "count":
                     values.append(count)
                 else:
-                    values.append(covered.get((case_id, label), 0) / characters if characters else 0.0)
-            new_columns[name] = pd.Series(values, index=frame.index, dtype="float64" if measure == "share" else "int64")
+                    values.append(
+                        covered.get((case_id, label), 0) / characters
+                        if characters
+                        else 0.0
+                    )
+            new_columns[name] = pd.Series(
+                values,
+                index=frame.index,
+                dtype="float64" if measure == "share" else "int64",
+            )
             columns[name] = (label, measure)
     frame = pd.concat([frame, pd.DataFrame(new_columns, index=frame.index)], axis=1)
     return CaseCodeMatrix(frame, columns)
 
 
-def _cases(db: sqlite_utils.Database, attributes: tuple[str, ...], selection: CodingFilter) -> pd.DataFrame:
+def _cases(
+    db: sqlite_utils.Database, attributes: tuple[str, ...], selection: CodingFilter
+) -> pd.DataFrame:
     extra, extra_params = [], []
     for name in attributes:
         expression, expression_params = metadata_expression(db, name.lower())
@@ -122,7 +142,9 @@ def _cases(db: sqlite_utils.Database, attributes: tuple[str, ...], selection: Co
         filter_params += list(selection.sources)
     for name, values in selection.where:
         expression, expression_params = metadata_expression(db, name)
-        case_filter.append(f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})")
+        case_filter.append(
+            f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})"
+        )
         filter_params += expression_params + list(values)
     where = ("WHERE " + " AND ".join(case_filter)) if case_filter else ""
     select_extra = "".join(", " + item for item in extra)
@@ -137,7 +159,9 @@ def _cases(db: sqlite_utils.Database, attributes: tuple[str, ...], selection: Co
 
 def _labels(db: sqlite_utils.Database, depth: int | None) -> list[str]:
     labels: list[str] = []
-    for (code_id,) in db.execute("SELECT id FROM codes WHERE active = 1 ORDER BY position"):
+    for (code_id,) in db.execute(
+        "SELECT id FROM codes WHERE active = 1 ORDER BY position"
+    ):
         label = code_id if depth is None else ".".join(code_id.split(".")[:depth])
         if label not in labels:
             labels.append(label)
@@ -198,7 +222,9 @@ def stata_names(columns: list[str]) -> dict[str, str]:
     return names
 
 
-def export_matrix(matrix: CaseCodeMatrix, path: str | Path, file_format: str | None = None) -> Path:
+def export_matrix(
+    matrix: CaseCodeMatrix, path: str | Path, file_format: str | None = None
+) -> Path:
     """Write the matrix as CSV, Excel (.xlsx) or Stata 14+ (.dta, format 118); return the path.
 
     The format comes from ``file_format`` or the file suffix. CSV and Excel
@@ -219,13 +245,24 @@ def export_matrix(matrix: CaseCodeMatrix, path: str | Path, file_format: str | N
     elif chosen == "xlsx":
         variables = pd.DataFrame(
             [
-                {"column": column, "code": code or "", "measure": measure or "", "label": label}
-                for (column, (code, measure)), label in zip(matrix.columns.items(), matrix.labels().values())
+                {
+                    "column": column,
+                    "code": code or "",
+                    "measure": measure or "",
+                    "label": label,
+                }
+                for (column, (code, measure)), label in zip(
+                    matrix.columns.items(), matrix.labels().values()
+                )
             ]
         )
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            neutralize_formulas(frame).to_excel(writer, sheet_name="matrix", index=False)
-            neutralize_formulas(variables).to_excel(writer, sheet_name="variables", index=False)
+            neutralize_formulas(frame).to_excel(
+                writer, sheet_name="matrix", index=False
+            )
+            neutralize_formulas(variables).to_excel(
+                writer, sheet_name="variables", index=False
+            )
     else:
         _write_stata(matrix, path)
     return path
@@ -254,5 +291,14 @@ def _write_stata(matrix: CaseCodeMatrix, path: Path) -> None:
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].fillna("").astype(str)
-    labels = {names[column]: label[:STATA_LABEL_LENGTH] for column, label in matrix.labels().items()}
-    frame.to_stata(path, write_index=False, version=118, variable_labels=labels, data_label="qualkit case-by-code matrix")
+    labels = {
+        names[column]: label[:STATA_LABEL_LENGTH]
+        for column, label in matrix.labels().items()
+    }
+    frame.to_stata(
+        path,
+        write_index=False,
+        version=118,
+        variable_labels=labels,
+        data_label="qualkit case-by-code matrix",
+    )

@@ -4,8 +4,8 @@ A code in a query stands for itself and all its child codes. Codings are
 compared in one of two ways (``unit``):
 
 - ``overlap``: the text is cut at every coding boundary into pieces, each
-  carrying the codes whose codings cover it. An expression holds on a piece
-  when it holds for that set of codes. Adjacent pieces where it holds join
+  carrying the codes whose codings cover it. The expression is evaluated
+  on each piece's set of codes, and adjacent pieces where it is true join
   into one quote. Only coded text is looked at, so ``NOT x`` finds coded
   text without x, never uncoded text.
 - ``sentence`` or ``turn``: each segment carries the codes of the codings
@@ -15,6 +15,7 @@ compared in one of two ways (``unit``):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import unicodedata
 from collections import defaultdict
@@ -103,7 +104,11 @@ class _Parser:
         self.index = 0
 
     def fail(self, message: str) -> InputError:
-        position = self.tokens[self.index][1] if self.index < len(self.tokens) else len(self.text)
+        position = (
+            self.tokens[self.index][1]
+            if self.index < len(self.tokens)
+            else len(self.text)
+        )
         pointer = " " * position + "^"
         return InputError(
             f"invalid query at character {position + 1}: {message}.\n  {self.text}\n  {pointer}",
@@ -124,7 +129,9 @@ class _Parser:
             raise self.fail("the query is empty")
         node = self.expression()
         if self.peek() is not None:
-            raise self.fail(f"unexpected {self.peek()!r}; a code needs AND or OR before it")
+            raise self.fail(
+                f"unexpected {self.peek()!r}; a code needs AND or OR before it"
+            )
         return node
 
     def expression(self) -> Any:
@@ -208,7 +215,9 @@ def _by_source(codings: Iterable[_Coding]) -> dict[str, list[_Coding]]:
     return grouped
 
 
-def _segments(db: sqlite_utils.Database, source_id: str, unit: str) -> list[tuple[int, int, int]]:
+def _segments(
+    db: sqlite_utils.Database, source_id: str, unit: str
+) -> list[tuple[int, int, int]]:
     kinds = ("sentence",) if unit == "sentence" else ("turn", "paragraph")
     return db.execute(
         f"SELECT position, start_offset, end_offset FROM segments WHERE source_id = ? "
@@ -221,7 +230,7 @@ def _pieces(codings: list[_Coding]) -> list[tuple[int, int, list[_Coding]]]:
     """Cut a source's coded text at every coding boundary; return (start, end, covering codings)."""
     bounds = sorted({c.start for c in codings} | {c.end for c in codings})
     pieces = []
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         covering = [c for c in codings if c.start < end and start < c.end]
         if covering:
             pieces.append((start, end, covering))
@@ -234,13 +243,17 @@ def _label(code: str, depth: int | None) -> str:
 
 def _check_unit(unit: str) -> None:
     if unit not in UNITS:
-        raise InputError(f"unknown unit {unit!r}.", fix=f"Use one of: {', '.join(UNITS)}.")
+        raise InputError(
+            f"unknown unit {unit!r}.", fix=f"Use one of: {', '.join(UNITS)}."
+        )
 
 
 def _case_metadata(db: sqlite_utils.Database) -> dict[str, tuple[Any, ...]]:
     return {
         row[0]: row[1:]
-        for row in db.execute("SELECT s.id, k.id, k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id")
+        for row in db.execute(
+            "SELECT s.id, k.id, k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id"
+        )
     }
 
 
@@ -256,7 +269,11 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def query_quotes(
-    db: sqlite_utils.Database, expression: str, selection: CodingFilter, *, unit: str = "overlap"
+    db: sqlite_utils.Database,
+    expression: str,
+    selection: CodingFilter,
+    *,
+    unit: str = "overlap",
 ) -> pd.DataFrame:
     """Return the quotes where a boolean code expression holds, one row per quote.
 
@@ -272,7 +289,9 @@ def query_quotes(
     cases = _case_metadata(db)
     records = []
     for source_id, codings in sorted(_by_source(_codings(db, selection)).items()):
-        text = db.execute("SELECT text FROM sources WHERE id = ?", [source_id]).fetchone()[0]
+        text = db.execute(
+            "SELECT text FROM sources WHERE id = ?", [source_id]
+        ).fetchone()[0]
         if unit == "overlap":
             spans = _overlap_matches(node, codings)
         else:
@@ -289,22 +308,40 @@ def query_quotes(
                     "start_offset": start,
                     "end_offset": end,
                     "codes": ", ".join(sorted({c.code for c in matched})),
-                    "codings": ", ".join(str(i) for i in sorted({c.id for c in matched})),
+                    "codings": ", ".join(
+                        str(i) for i in sorted({c.id for c in matched})
+                    ),
                     "quote": text[start:end],
                 }
             )
-    columns = ["source_id", "case_id", "province", "level", "start_offset", "end_offset", "codes", "codings", "quote"]
+    columns = [
+        "source_id",
+        "case_id",
+        "province",
+        "level",
+        "start_offset",
+        "end_offset",
+        "codes",
+        "codings",
+        "quote",
+    ]
     return pd.DataFrame(records, columns=columns)
 
 
-def _overlap_matches(node: Any, codings: list[_Coding]) -> list[tuple[int, int, list[_Coding]]]:
+def _overlap_matches(
+    node: Any, codings: list[_Coding]
+) -> list[tuple[int, int, list[_Coding]]]:
     matches: list[tuple[int, int, list[_Coding]]] = []
     for start, end, covering in _pieces(codings):
         if not node.holds(frozenset(c.code for c in covering)):
             continue
         if matches and matches[-1][1] == start:
             previous = matches[-1]
-            matches[-1] = (previous[0], end, previous[2] + [c for c in covering if c not in previous[2]])
+            matches[-1] = (
+                previous[0],
+                end,
+                previous[2] + [c for c in covering if c not in previous[2]],
+            )
         else:
             matches.append((start, end, covering))
     return matches
@@ -322,8 +359,15 @@ def _segment_matches(
 
 
 def _code_order(db: sqlite_utils.Database, labels: Iterable[str]) -> list[str]:
-    position = {row[0]: index for index, row in enumerate(db.execute("SELECT id FROM codes ORDER BY active DESC, position, id"))}
-    return sorted(set(labels), key=lambda label: (position.get(label, len(position)), label))
+    position = {
+        row[0]: index
+        for index, row in enumerate(
+            db.execute("SELECT id FROM codes ORDER BY active DESC, position, id")
+        )
+    }
+    return sorted(
+        set(labels), key=lambda label: (position.get(label, len(position)), label)
+    )
 
 
 def cooccurrence(
@@ -361,13 +405,19 @@ def cooccurrence(
                         counts[b, a] += 1
             continue
         for _, start, end in _segments(db, source_id, unit):
-            present = {_label(c.code, depth) for c in codings if c.start < end and start < c.end}
+            present = {
+                _label(c.code, depth)
+                for c in codings
+                if c.start < end and start < c.end
+            }
             labels |= present
             for a in present:
                 for b in present:
                     counts[a, b] += 1
     order = _code_order(db, labels)
-    matrix = pd.DataFrame(0, index=pd.Index(order, name="code"), columns=order, dtype="int64")
+    matrix = pd.DataFrame(
+        0, index=pd.Index(order, name="code"), columns=order, dtype="int64"
+    )
     for (a, b), count in counts.items():
         matrix.loc[a, b] = count
     return matrix
@@ -388,7 +438,9 @@ def code_by_attribute(
     cases it is not the sum of the row.
     """
     if count not in COUNTS:
-        raise InputError(f"unknown count {count!r}.", fix=f"Use one of: {', '.join(COUNTS)}.")
+        raise InputError(
+            f"unknown count {count!r}.", fix=f"Use one of: {', '.join(COUNTS)}."
+        )
     expression, expression_params = metadata_expression(db, field.lower())
     where, params = filter_clause(db, selection)
     rows = db.execute(
@@ -404,7 +456,12 @@ def code_by_attribute(
         cells[label, "total"].add(row[column])
     labels = _code_order(db, {label for label, _ in cells})
     values = sorted({value for _, value in cells if value != "total"})
-    matrix = pd.DataFrame(0, index=pd.Index(labels, name="code"), columns=values + ["total"], dtype="int64")
+    matrix = pd.DataFrame(
+        0,
+        index=pd.Index(labels, name="code"),
+        columns=values + ["total"],
+        dtype="int64",
+    )
     for (label, value), members in cells.items():
         matrix.loc[label, value] = len(members)
     matrix.columns.name = field
@@ -440,7 +497,7 @@ def keyword_in_context(
     *,
     width: int = 30,
     regex: bool = False,
-    selection: CodingFilter = CodingFilter(),
+    selection: CodingFilter | None = None,
     roles: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Return every occurrence of ``term`` with ``width`` characters of context on each side.
@@ -451,6 +508,7 @@ def keyword_in_context(
     """
     if not term.strip():
         raise InputError("the search term is empty.")
+    selection = selection or CodingFilter()
     pattern = _search_pattern(term, regex)
     where, params = _source_clause(db, selection)
     sources = db.execute(
@@ -472,10 +530,18 @@ def keyword_in_context(
             if found.end() == found.start():
                 continue
             start, end = offsets[found.start()], offsets[found.end() - 1] + 1
-            speaker, role = next(((t[2], t[3]) for t in turns if t[0] <= start < t[1]), (None, None))
+            speaker, role = next(
+                ((t[2], t[3]) for t in turns if t[0] <= start < t[1]), (None, None)
+            )
             if roles and role not in roles:
                 continue
-            codes = sorted({c.code for c in codings.get(source_id, []) if c.start < end and start < c.end})
+            codes = sorted(
+                {
+                    c.code
+                    for c in codings.get(source_id, [])
+                    if c.start < end and start < c.end
+                }
+            )
             records.append(
                 {
                     "source_id": source_id,
@@ -489,7 +555,17 @@ def keyword_in_context(
                     "level": level,
                 }
             )
-    columns = ["source_id", "offset", "left", "keyword", "right", "speaker", "codes", "province", "level"]
+    columns = [
+        "source_id",
+        "offset",
+        "left",
+        "keyword",
+        "right",
+        "speaker",
+        "codes",
+        "province",
+        "level",
+    ]
     return pd.DataFrame(records, columns=columns)
 
 
@@ -499,13 +575,20 @@ def _search_pattern(term: str, regex: bool) -> re.Pattern[str]:
     try:
         pattern = re.compile(term, re.IGNORECASE)
     except re.error as error:
-        raise InputError(f"regular expression {term!r} does not compile: {error}.") from None
+        raise InputError(
+            f"regular expression {term!r} does not compile: {error}."
+        ) from None
     if pattern.search("") is not None:
-        raise InputError(f"regular expression {term!r} matches the empty string.", fix="Make it require at least one character.")
+        raise InputError(
+            f"regular expression {term!r} matches the empty string.",
+            fix="Make it require at least one character.",
+        )
     return pattern
 
 
-def _source_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[str, list[Any]]:
+def _source_clause(
+    db: sqlite_utils.Database, selection: CodingFilter
+) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if selection.sources:
         for source in selection.sources:
@@ -514,7 +597,9 @@ def _source_clause(db: sqlite_utils.Database, selection: CodingFilter) -> tuple[
         params += list(selection.sources)
     for name, values in selection.where:
         expression, expression_params = metadata_expression(db, name)
-        clauses.append(f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})")
+        clauses.append(
+            f"lower({expression}) IN ({', '.join('lower(?)' for _ in values)})"
+        )
         params += expression_params + list(values)
     return (" AND ".join(clauses) or "1"), params
 

@@ -41,11 +41,20 @@ ORDER = "c.source_id, c.start_offset, c.code_id, c.id"
 CONTEXT_CHARACTERS = 240
 
 
-def suggestion_ids(db: sqlite_utils.Database, selection: CodingFilter = CodingFilter()) -> list[int]:
+def suggestion_ids(
+    db: sqlite_utils.Database, selection: CodingFilter | None = None
+) -> list[int]:
     """Return the ids of the suggestions that ``selection`` takes, in review order."""
-    selection = dataclasses.replace(selection, statuses=("suggested",))
+    selection = dataclasses.replace(
+        selection or CodingFilter(), statuses=("suggested",)
+    )
     where, params = filter_clause(db, selection)
-    return [row[0] for row in db.execute(f"SELECT c.id {CODING_FROM} WHERE {where} ORDER BY {ORDER}", params)]
+    return [
+        row[0]
+        for row in db.execute(
+            f"SELECT c.id {CODING_FROM} WHERE {where} ORDER BY {ORDER}", params
+        )
+    ]
 
 
 def sort_key(row: dict[str, Any]) -> list[Any]:
@@ -62,11 +71,23 @@ def _check_reviewable(row: dict[str, Any], coder: str) -> None:
 
 
 def accept_suggestion(recorder: ChangeRecorder, coding_id: int) -> CodingChange:
-    """Accept a suggestion as the recorder's coder, merging it with the coder's overlapping coding of the code."""
+    """Accept a suggestion as the recorder's coder, merging it with the coder's overlapping coding of the code.
+
+    NOTE: when the merge widens the span, no coding keeps the suggested span,
+    so the next auto-coding run that re-codes the source suggests it again.
+    """
     row = require_coding(recorder.db, coding_id)
     _check_reviewable(row, recorder.coder)
     if row["status"] == "accepted":
-        return CodingChange(coding_id, "unchanged", row["source_id"], row["code_id"], row["start_offset"], row["end_offset"], note="it is accepted already")
+        return CodingChange(
+            coding_id,
+            "unchanged",
+            row["source_id"],
+            row["code_id"],
+            row["start_offset"],
+            row["end_offset"],
+            note="it is accepted already",
+        )
     change = settle_coding(
         recorder,
         source_id=row["source_id"],
@@ -86,11 +107,25 @@ def reject_suggestion(recorder: ChangeRecorder, coding_id: int) -> CodingChange:
     db = recorder.db
     row = require_coding(db, coding_id)
     _check_reviewable(row, recorder.coder)
-    change = CodingChange(coding_id, "rejected", row["source_id"], row["code_id"], row["start_offset"], row["end_offset"])
+    change = CodingChange(
+        coding_id,
+        "rejected",
+        row["source_id"],
+        row["code_id"],
+        row["start_offset"],
+        row["end_offset"],
+    )
     twin = db.execute(
         "SELECT id, status FROM codings WHERE source_id = ? AND start_offset = ? AND end_offset = ? "
         "AND code_id = ? AND coder = ? AND id != ?",
-        [row["source_id"], row["start_offset"], row["end_offset"], row["code_id"], recorder.coder, coding_id],
+        [
+            row["source_id"],
+            row["start_offset"],
+            row["end_offset"],
+            row["code_id"],
+            recorder.coder,
+            coding_id,
+        ],
     ).fetchone()
     if twin is not None and twin[1] == "rejected":
         delete_coding(recorder, coding_id, memos_to=twin[0])
@@ -102,25 +137,40 @@ def reject_suggestion(recorder: ChangeRecorder, coding_id: int) -> CodingChange:
             f"Remove that coding first ('qualkit code remove {twin[0]}') to reject the suggestion."
         )
     recorder.update(
-        "codings", coding_id,
-        {"status": "rejected", "coder": recorder.coder, "needs_review": 0, "updated_at": utc_now()},
+        "codings",
+        coding_id,
+        {
+            "status": "rejected",
+            "coder": recorder.coder,
+            "needs_review": 0,
+            "updated_at": utc_now(),
+        },
     )
     return change
 
 
-def recode_suggestion(recorder: ChangeRecorder, coding_id: int, code_id: str) -> list[CodingChange]:
+def recode_suggestion(
+    recorder: ChangeRecorder, coding_id: int, code_id: str
+) -> list[CodingChange]:
     """Reject a suggestion and code its span with ``code_id`` instead."""
     row = require_coding(recorder.db, coding_id)
     require_code(recorder.db, code_id)
     if code_id == row["code_id"]:
         return [accept_suggestion(recorder, coding_id)]
     rejected = reject_suggestion(recorder, coding_id)
-    added = add_coding(recorder, row["source_id"], code_id, row["start_offset"], row["end_offset"])
+    added = add_coding(
+        recorder, row["source_id"], code_id, row["start_offset"], row["end_offset"]
+    )
     return [rejected, added]
 
 
 def bulk_decide(
-    db: sqlite_utils.Database, coder: str, decision: str, selection: CodingFilter, *, command: str
+    db: sqlite_utils.Database,
+    coder: str,
+    decision: str,
+    selection: CodingFilter,
+    *,
+    command: str,
 ) -> tuple[str, list[CodingChange]]:
     """Accept or reject every suggestion that ``selection`` takes, as one batch.
 
@@ -164,31 +214,45 @@ class ReviewItem:
     level: str | None
 
 
-def review_item(db: sqlite_utils.Database, coding_id: int, context: int = CONTEXT_CHARACTERS) -> ReviewItem:
+def review_item(
+    db: sqlite_utils.Database, coding_id: int, context: int = CONTEXT_CHARACTERS
+) -> ReviewItem:
     """Return what the screen shows for one coding; raises NotFoundError if it was deleted."""
     coding = require_coding(db, coding_id)
-    text = db.execute("SELECT text FROM sources WHERE id = ?", [coding["source_id"]]).fetchone()[0]
+    source_id = coding["source_id"]
+    text = db.execute("SELECT text FROM sources WHERE id = ?", [source_id]).fetchone()[
+        0
+    ]
     start, end = coding["start_offset"], coding["end_offset"]
+
+    # The context stays inside the turn that the coding starts in, unless
+    # the coding itself reaches beyond it.
     turn = db.execute(
         "SELECT start_offset, end_offset, speaker, role FROM segments WHERE source_id = ? "
-        "AND kind IN ('turn', 'paragraph') AND start_offset <= ? AND end_offset > ? ORDER BY position LIMIT 1",
-        [coding["source_id"], start, start],
+        "AND kind IN ('turn', 'paragraph') AND start_offset <= ? AND end_offset > ? "
+        "ORDER BY position LIMIT 1",
+        [source_id, start, start],
     ).fetchone()
     turn_start, turn_end, speaker, role = turn if turn else (0, len(text), None, None)
-    left = max(min(turn_start, start), start - context)
-    right = min(max(turn_end, end), end + context)
-    before = ("…" if left > min(turn_start, start) else "") + text[left:start]
-    after = text[end:right] + ("…" if right < max(turn_end, end) else "")
+    first, last = min(turn_start, start), max(turn_end, end)
+    left = max(first, start - context)
+    right = min(last, end + context)
+    before = ("…" if left > first else "") + text[left:start]
+    after = text[end:right] + ("…" if right < last else "")
+
     quote = text[start:end]
     highlight = None
     matched = coding.get("matched_text")
     if matched and matched in quote:
         found = quote.index(matched)
         highlight = (found, found + len(matched))
+
     case = db.execute(
-        "SELECT k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id WHERE s.id = ?",
-        [coding["source_id"]],
-    ).fetchone() or (None, None)
+        "SELECT k.province, k.level FROM sources s JOIN cases k ON k.id = s.case_id "
+        "WHERE s.id = ?",
+        [source_id],
+    ).fetchone()
+    province, level = case if case else (None, None)
     return ReviewItem(
         coding=coding,
         code=snapshot(db, "codes", coding["code_id"]),
@@ -198,8 +262,8 @@ def review_item(db: sqlite_utils.Database, coding_id: int, context: int = CONTEX
         highlight=highlight,
         speaker=speaker,
         role=role,
-        province=case[0],
-        level=case[1],
+        province=province,
+        level=level,
     )
 
 
@@ -208,20 +272,34 @@ def review_item(db: sqlite_utils.Database, coding_id: int, context: int = CONTEX
 
 def scope_key(selection: CodingFilter) -> str:
     """Return the text that keys a coder's place: each filter keeps its own place."""
-    fields = {k: v for k, v in dataclasses.asdict(selection).items() if v not in ((), None) and k != "statuses"}
+    fields = {
+        k: v
+        for k, v in dataclasses.asdict(selection).items()
+        if v not in ((), None) and k != "statuses"
+    }
     return json.dumps(fields, ensure_ascii=False, sort_keys=True)
 
 
-def load_cursor(db: sqlite_utils.Database, coder: str, scope: str) -> dict[str, Any] | None:
+def load_cursor(
+    db: sqlite_utils.Database, coder: str, scope: str
+) -> dict[str, Any] | None:
     """Return where ``coder`` stopped in this scope: {"key": sort key, "after": bool}, or None."""
     ensure_history_tables(db)
     row = db.execute(
-        "SELECT sort_key FROM review_state WHERE coder = ? AND scope = ?", [coder, scope]
+        "SELECT sort_key FROM review_state WHERE coder = ? AND scope = ?",
+        [coder, scope],
     ).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def save_cursor(db: sqlite_utils.Database, coder: str, scope: str, key: list[Any], *, after: bool = False) -> None:
+def save_cursor(
+    db: sqlite_utils.Database,
+    coder: str,
+    scope: str,
+    key: list[Any],
+    *,
+    after: bool = False,
+) -> None:
     """Remember the suggestion a coder will see next (``after``: the one following ``key``)."""
     ensure_history_tables(db)
     db["review_state"].upsert(
@@ -261,7 +339,7 @@ class ReviewSession:
         self,
         db: sqlite_utils.Database,
         coder: str,
-        selection: CodingFilter = CodingFilter(),
+        selection: CodingFilter | None = None,
         *,
         command: str = "review",
     ) -> None:
@@ -269,9 +347,12 @@ class ReviewSession:
         self.db = db
         self.coder = coder
         self.command = command
+        selection = selection or CodingFilter()
         self.scope = scope_key(selection)
         self.queue = suggestion_ids(db, selection)
-        self.keys = [sort_key(require_coding(db, coding_id)) for coding_id in self.queue]
+        self.keys = [
+            sort_key(require_coding(db, coding_id)) for coding_id in self.queue
+        ]
         self.index = resume_index(self.keys, load_cursor(db, coder, self.scope))
         self.decided = 0
         self.message = ""

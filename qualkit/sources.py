@@ -55,7 +55,7 @@ class ImportFailure:
 
 @dataclass
 class ImportResult:
-    """What an import did, source by source.
+    """The outcome of an import, source by source.
 
     ``flagged_codings`` lists the codings whose words changed in a re-import;
     ``moved_codings`` counts those that moved with unchanged words.
@@ -141,6 +141,7 @@ def run_import(
     paths: Iterable[str | Path],
     *,
     manifest: str | Path | None = None,
+    manifest_encoding: str | None = None,
     levels: tuple[str, ...] = DEFAULT_LEVELS,
     model: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -151,7 +152,7 @@ def run_import(
     """Store a manifest's interviews, then import the transcripts. The caller opens the transaction."""
     conflicts = []
     if manifest is not None:
-        rows = read_manifest(manifest, levels=levels)
+        rows = read_manifest(manifest, levels=levels, encoding=manifest_encoding)
         conflicts = store_manifest(db, rows, origin=Path(manifest).name)
     result = import_sources(
         db,
@@ -181,7 +182,7 @@ def import_sources(
     """Import transcript files. The caller wraps this in one transaction.
 
     ``encoding`` overrides detection for plain-text and RTF files.
-    ``options`` holds metadata given on the command line (keys in
+    ``options`` contains metadata given on the command line (keys in
     ``OPTION_KEYS``); an ``id`` needs exactly one file. Every file is read
     and validated before anything is written. An invalid file raises, and
     nothing is stored, unless ``keep_going`` is set: then each file is
@@ -239,15 +240,15 @@ def _clean_options(
             f"unknown import option(s): {', '.join(unknown)}.",
             fix=f"Use: {', '.join(OPTION_KEYS)}.",
         )
-    given = {key: value for key, value in options.items() if value not in (None, "")}
-    if not given:
+    supplied = {key: value for key, value in options.items() if value not in (None, "")}
+    if not supplied:
         return {}
-    if "id" in given and len(paths) != 1:
+    if "id" in supplied and len(paths) != 1:
         raise TranscriptError(
             f"an interview id given as an option needs exactly one file, not {len(paths)}.",
             fix="Import the file on its own, or put the id in its front matter or the manifest.",
         )
-    return clean_metadata(given, path=None, levels=levels)
+    return clean_metadata(supplied, path=None, levels=levels)
 
 
 def _prepare(
@@ -286,12 +287,12 @@ def _source_id(
     lines: dict[str, int],
 ) -> str:
     """Return the interview id: front matter, then options, then manifest, then file name."""
-    given = {
+    candidates = {
         "the front matter": metadata.get("id"),
         "the --id option": option_metadata.get("id"),
         "the manifest's file column": by_file.get(path.name),
     }
-    found = {origin: value for origin, value in given.items() if value}
+    found = {origin: value for origin, value in candidates.items() if value}
     if len(set(found.values())) > 1:
         listed = ", ".join(f"{value!r} in {origin}" for origin, value in found.items())
         raise TranscriptError(

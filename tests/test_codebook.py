@@ -235,7 +235,12 @@ V2_EXTRA = {
 }
 
 
-def versioned_codebook(version: str, leaves: dict[str, str], extra: dict[str, str] | None = None, definitions: dict[str, str] | None = None) -> str:
+def versioned_codebook(
+    version: str,
+    leaves: dict[str, str],
+    extra: dict[str, str] | None = None,
+    definitions: dict[str, str] | None = None,
+) -> str:
     parts = [f'codebook:\n  id: study\n  version: "{version}"\ncodes:\n']
     for parent in ("strategy", "target"):
         parts.append(PARENT_CODE.format(id=parent))
@@ -243,7 +248,11 @@ def versioned_codebook(version: str, leaves: dict[str, str], extra: dict[str, st
             if owner != parent:
                 continue
             definition = (definitions or {}).get(code_id, f"Code {code_id}.")
-            parts.append(LEAF_CODE.format(id=code_id, label=code_id, parent=parent, definition=definition))
+            parts.append(
+                LEAF_CODE.format(
+                    id=code_id, label=code_id, parent=parent, definition=definition
+                )
+            )
             parts.append((extra or {}).get(code_id, ""))
     return "".join(parts)
 
@@ -251,7 +260,9 @@ def versioned_codebook(version: str, leaves: dict[str, str], extra: dict[str, st
 def run(runner: Any, db: Path, *args: str, coder: str = "alice") -> Any:
     from qualkit.cli import cli
 
-    return runner.invoke(cli, ["--db", str(db), *args], prog_name="qualkit", env={"QUALKIT_CODER": coder})
+    return runner.invoke(
+        cli, ["--db", str(db), *args], prog_name="qualkit", env={"QUALKIT_CODER": coder}
+    )
 
 
 def table(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -280,8 +291,16 @@ def coded_db(tmp_path: Path, runner: Any, versions: dict[str, Path]) -> Path:
     db = tmp_path / "qualkit.db"
     assert run(runner, db, "import", str(transcript)).exit_code == 0
     assert run(runner, db, "codebook", "apply", str(versions["v1"])).exit_code == 0
-    for code, segment in (("strategy.lowball", 0), ("strategy.reframing", 1), ("strategy.hiding", 2), ("target.veto", 3), ("strategy.hiding", 1)):
-        result = run(runner, db, "code", "add", "E01", "--code", code, "--segment", str(segment))
+    for code, segment in (
+        ("strategy.lowball", 0),
+        ("strategy.reframing", 1),
+        ("strategy.hiding", 2),
+        ("target.veto", 3),
+        ("strategy.hiding", 1),
+    ):
+        result = run(
+            runner, db, "code", "add", "E01", "--code", code, "--segment", str(segment)
+        )
         assert result.exit_code == 0, result.output
     return db
 
@@ -290,20 +309,38 @@ def coded_db(tmp_path: Path, runner: Any, versions: dict[str, Path]) -> Path:
     ("line", "expected"),
     [
         pytest.param("    replaces: strategy.old\n", ("strategy.old",), id="one-id"),
-        pytest.param("    replaces: [strategy.a, strategy.b]\n", ("strategy.a", "strategy.b"), id="list"),
+        pytest.param(
+            "    replaces: [strategy.a, strategy.b]\n",
+            ("strategy.a", "strategy.b"),
+            id="list",
+        ),
     ],
 )
 def test_replaces_loaded(tmp_path: Path, line: str, expected: tuple[str, ...]) -> None:
     path = tmp_path / "codebook.yaml"
-    path.write_text(VALID.replace("    example: We asked for less.\n", "    example: We asked for less.\n" + line), encoding="utf-8")
+    path.write_text(
+        VALID.replace(
+            "    example: We asked for less.\n",
+            "    example: We asked for less.\n" + line,
+        ),
+        encoding="utf-8",
+    )
 
     assert load_codebook(path).codes["strategy.lowball"].replaces == expected
 
 
 BAD_REPLACES = [
-    pytest.param("    replaces: Old-Code\n", "names an invalid code id 'Old-Code'", id="invalid-id"),
+    pytest.param(
+        "    replaces: Old-Code\n",
+        "names an invalid code id 'Old-Code'",
+        id="invalid-id",
+    ),
     pytest.param("    replaces: strategy.lowball\n", "replaces itself", id="itself"),
-    pytest.param("    replaces: strategy\n", "which is still a code of this codebook", id="live-code"),
+    pytest.param(
+        "    replaces: strategy\n",
+        "which is still a code of this codebook",
+        id="live-code",
+    ),
     pytest.param("    replaces: {a: b}\n", "must be a code id or a list", id="mapping"),
 ]
 
@@ -311,7 +348,13 @@ BAD_REPLACES = [
 @pytest.mark.parametrize(("line", "message"), BAD_REPLACES)
 def test_bad_replaces(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "codebook.yaml"
-    path.write_text(VALID.replace("    example: We asked for less.\n", "    example: We asked for less.\n" + line), encoding="utf-8")
+    path.write_text(
+        VALID.replace(
+            "    example: We asked for less.\n",
+            "    example: We asked for less.\n" + line,
+        ),
+        encoding="utf-8",
+    )
 
     with pytest.raises(CodebookError) as raised:
         load_codebook(path)
@@ -321,7 +364,10 @@ def test_bad_replaces(tmp_path: Path, line: str, message: str) -> None:
 
 
 def test_two_codes_replace_one(tmp_path: Path) -> None:
-    extra = {"strategy.underpromise": "    replaces: strategy.lowball\n", "strategy.shaping": "    replaces: strategy.lowball\n"}
+    extra = {
+        "strategy.underpromise": "    replaces: strategy.lowball\n",
+        "strategy.shaping": "    replaces: strategy.lowball\n",
+    }
     path = tmp_path / "split.yaml"
     path.write_text(versioned_codebook("2", V2_LEAVES, extra), encoding="utf-8")
 
@@ -329,9 +375,23 @@ def test_two_codes_replace_one(tmp_path: Path) -> None:
         load_codebook(path)
 
 
-def test_diff_lists_changes(runner: Any, tmp_path: Path, versions: dict[str, Path]) -> None:
-    result = run(runner, tmp_path / "q.db", "codebook", "diff", str(versions["v1"]), str(versions["v2"]), "--format", "json")
-    changes = {(row["change"], row["code"], row["replaces"]) for row in json.loads(result.stdout)}
+def test_diff_lists_changes(
+    runner: Any, tmp_path: Path, versions: dict[str, Path]
+) -> None:
+    result = run(
+        runner,
+        tmp_path / "q.db",
+        "codebook",
+        "diff",
+        str(versions["v1"]),
+        str(versions["v2"]),
+        "--format",
+        "json",
+    )
+    changes = {
+        (row["change"], row["code"], row["replaces"])
+        for row in json.loads(result.stdout)
+    }
 
     assert result.exit_code == 0, result.output
     assert changes == {
@@ -342,30 +402,68 @@ def test_diff_lists_changes(runner: Any, tmp_path: Path, versions: dict[str, Pat
     }
 
 
-def test_diff_reports_edited_field(runner: Any, tmp_path: Path, versions: dict[str, Path]) -> None:
+def test_diff_reports_edited_field(
+    runner: Any, tmp_path: Path, versions: dict[str, Path]
+) -> None:
     edited = tmp_path / "v1b.yaml"
-    edited.write_text(versioned_codebook("1b", V1_LEAVES, definitions={"target.veto": "A target that vetoes."}), encoding="utf-8")
-    result = run(runner, tmp_path / "q.db", "codebook", "diff", str(versions["v1"]), str(edited), "--format", "json")
+    edited.write_text(
+        versioned_codebook(
+            "1b", V1_LEAVES, definitions={"target.veto": "A target that vetoes."}
+        ),
+        encoding="utf-8",
+    )
+    result = run(
+        runner,
+        tmp_path / "q.db",
+        "codebook",
+        "diff",
+        str(versions["v1"]),
+        str(edited),
+        "--format",
+        "json",
+    )
 
     assert json.loads(result.stdout) == [
-        {"change": "changed", "code": "target.veto", "replaces": "", "detail": "changed: definition"}
+        {
+            "change": "changed",
+            "code": "target.veto",
+            "replaces": "",
+            "detail": "changed: definition",
+        }
     ]
 
 
-def test_diff_missing_file(runner: Any, tmp_path: Path, versions: dict[str, Path]) -> None:
-    result = run(runner, tmp_path / "q.db", "codebook", "diff", str(versions["v1"]), str(tmp_path / "v9.yaml"))
+def test_diff_missing_file(
+    runner: Any, tmp_path: Path, versions: dict[str, Path]
+) -> None:
+    result = run(
+        runner,
+        tmp_path / "q.db",
+        "codebook",
+        "diff",
+        str(versions["v1"]),
+        str(tmp_path / "v9.yaml"),
+    )
 
     assert result.exit_code == 1
     assert "codebook file not found" in result.stderr
 
 
-def test_apply_refuses_dropped_code_with_codings(runner: Any, coded_db: Path, versions: dict[str, Path]) -> None:
-    before = table(coded_db, "SELECT * FROM codes ORDER BY id"), table(coded_db, "SELECT * FROM codings ORDER BY id")
+def test_apply_refuses_dropped_code_with_codings(
+    runner: Any, coded_db: Path, versions: dict[str, Path]
+) -> None:
+    before = (
+        table(coded_db, "SELECT * FROM codes ORDER BY id"),
+        table(coded_db, "SELECT * FROM codings ORDER BY id"),
+    )
     result = run(runner, coded_db, "codebook", "apply", str(versions["v2"]))
 
     assert result.exit_code == 1
     assert "target.veto (1 accepted)" in result.stderr
-    assert (table(coded_db, "SELECT * FROM codes ORDER BY id"), table(coded_db, "SELECT * FROM codings ORDER BY id")) == before
+    assert (
+        table(coded_db, "SELECT * FROM codes ORDER BY id"),
+        table(coded_db, "SELECT * FROM codings ORDER BY id"),
+    ) == before
 
 
 @pytest.fixture
@@ -376,11 +474,16 @@ def applied_db(runner: Any, coded_db: Path, versions: dict[str, Path]) -> Path:
 
 
 def test_apply_carries_renamed_codings(applied_db: Path) -> None:
-    assert table(applied_db, "SELECT id, code_id, codebook_version FROM codings WHERE id = 1") == [(1, "strategy.underpromise", "1")]
+    assert table(
+        applied_db, "SELECT id, code_id, codebook_version FROM codings WHERE id = 1"
+    ) == [(1, "strategy.underpromise", "1")]
 
 
 def test_apply_carries_merged_codings(applied_db: Path) -> None:
-    rows = table(applied_db, "SELECT code_id, quote FROM codings WHERE code_id = 'strategy.shaping' ORDER BY start_offset")
+    rows = table(
+        applied_db,
+        "SELECT code_id, quote FROM codings WHERE code_id = 'strategy.shaping' ORDER BY start_offset",
+    )
 
     assert rows == [
         ("strategy.shaping", "We called it a green project."),
@@ -389,41 +492,88 @@ def test_apply_carries_merged_codings(applied_db: Path) -> None:
 
 
 def test_apply_forced_keeps_dropped_codings(applied_db: Path) -> None:
-    assert table(applied_db, "SELECT c.code_id, d.active FROM codings c JOIN codes d ON d.id = c.code_id WHERE c.code_id = 'target.veto'") == [("target.veto", 0)]
+    assert table(
+        applied_db,
+        "SELECT c.code_id, d.active FROM codings c JOIN codes d ON d.id = c.code_id WHERE c.code_id = 'target.veto'",
+    ) == [("target.veto", 0)]
 
 
 def test_apply_marks_replaced_codes_inactive(applied_db: Path) -> None:
     rows = table(applied_db, "SELECT id FROM codes WHERE active = 0 ORDER BY id")
 
-    assert rows == [("strategy.hiding",), ("strategy.lowball",), ("strategy.reframing",), ("target.veto",)]
+    assert rows == [
+        ("strategy.hiding",),
+        ("strategy.lowball",),
+        ("strategy.reframing",),
+        ("target.veto",),
+    ]
 
 
 def test_new_coding_gets_new_version(runner: Any, applied_db: Path) -> None:
-    run(runner, applied_db, "code", "add", "E01", "--code", "target.environment", "--segment", "3")
+    run(
+        runner,
+        applied_db,
+        "code",
+        "add",
+        "E01",
+        "--code",
+        "target.environment",
+        "--segment",
+        "3",
+    )
 
-    assert table(applied_db, "SELECT codebook_version FROM codings WHERE code_id = 'target.environment'") == [("2",)]
+    assert table(
+        applied_db,
+        "SELECT codebook_version FROM codings WHERE code_id = 'target.environment'",
+    ) == [("2",)]
 
 
-def test_undo_after_apply_restores_rows(runner: Any, coded_db: Path, versions: dict[str, Path]) -> None:
-    before = [table(coded_db, f"SELECT * FROM {name} ORDER BY 1, 2") for name in ("codes", "codebooks", "codings")]
+def test_undo_after_apply_restores_rows(
+    runner: Any, coded_db: Path, versions: dict[str, Path]
+) -> None:
+    before = [
+        table(coded_db, f"SELECT * FROM {name} ORDER BY 1, 2")
+        for name in ("codes", "codebooks", "codings")
+    ]
     run(runner, coded_db, "codebook", "apply", str(versions["v2"]), "--force")
     result = run(runner, coded_db, "undo")
 
     assert result.exit_code == 0, result.output
-    assert [table(coded_db, f"SELECT * FROM {name} ORDER BY 1, 2") for name in ("codes", "codebooks", "codings")] == before
+    assert [
+        table(coded_db, f"SELECT * FROM {name} ORDER BY 1, 2")
+        for name in ("codes", "codebooks", "codings")
+    ] == before
 
 
-def test_apply_dry_run_changes_nothing(runner: Any, coded_db: Path, versions: dict[str, Path]) -> None:
+def test_apply_dry_run_changes_nothing(
+    runner: Any, coded_db: Path, versions: dict[str, Path]
+) -> None:
     before = table(coded_db, "SELECT * FROM codings ORDER BY id")
-    result = run(runner, coded_db, "codebook", "apply", str(versions["v2"]), "--dry-run", "--format", "json")
+    result = run(
+        runner,
+        coded_db,
+        "codebook",
+        "apply",
+        str(versions["v2"]),
+        "--dry-run",
+        "--format",
+        "json",
+    )
     plan = {row["code"]: row["codings"] for row in json.loads(result.stdout)}
 
     assert result.exit_code == 0
-    assert plan == {"strategy.underpromise": 1, "strategy.shaping": 3, "target.environment": 0, "target.veto": 1}
+    assert plan == {
+        "strategy.underpromise": 1,
+        "strategy.shaping": 3,
+        "target.environment": 0,
+        "target.veto": 1,
+    }
     assert table(coded_db, "SELECT * FROM codings ORDER BY id") == before
 
 
-def test_autocode_store_carries_codings(coded_db: Path, versions: dict[str, Path]) -> None:
+def test_autocode_store_carries_codings(
+    coded_db: Path, versions: dict[str, Path]
+) -> None:
     from qualkit import store
     from qualkit.codebook import store_codebook
 
@@ -431,11 +581,17 @@ def test_autocode_store_carries_codings(coded_db: Path, versions: dict[str, Path
     try:
         with store.transaction(db):
             carried = store_codebook(db, load_codebook(versions["v2"]))
-        coders = db.execute("SELECT DISTINCT coder FROM audit_log WHERE command = 'codebook store'").fetchall()
+        coders = db.execute(
+            "SELECT DISTINCT coder FROM audit_log WHERE command = 'codebook store'"
+        ).fetchall()
     finally:
         db.close()
 
-    assert carried == {"strategy.lowball": 1, "strategy.reframing": 1, "strategy.hiding": 2}
+    assert carried == {
+        "strategy.lowball": 1,
+        "strategy.reframing": 1,
+        "strategy.hiding": 2,
+    }
     assert coders == [("qualkit",)]
 
 
@@ -451,7 +607,10 @@ def test_show_tree(runner: Any, coded_db: Path) -> None:
 
 def test_show_json_counts(runner: Any, coded_db: Path) -> None:
     result = run(runner, coded_db, "codebook", "show", "--format", "json")
-    tree = {row["code"]: (row["depth"], row["accepted"], row["with_children"]) for row in json.loads(result.stdout)}
+    tree = {
+        row["code"]: (row["depth"], row["accepted"], row["with_children"])
+        for row in json.loads(result.stdout)
+    }
 
     assert tree == {
         "strategy": (0, 0, 4),
@@ -482,28 +641,61 @@ def test_check_clean(runner: Any, coded_db: Path, versions: dict[str, Path]) -> 
 
 def test_check_dropped_code_fails(runner: Any, coded_db: Path, tmp_path: Path) -> None:
     dropped = tmp_path / "dropped.yaml"
-    dropped.write_text(versioned_codebook("2", {k: v for k, v in V1_LEAVES.items() if k != "strategy.reframing"}), encoding="utf-8")
-    result = run(runner, coded_db, "codebook", "check", str(dropped), "--format", "json")
+    dropped.write_text(
+        versioned_codebook(
+            "2", {k: v for k, v in V1_LEAVES.items() if k != "strategy.reframing"}
+        ),
+        encoding="utf-8",
+    )
+    result = run(
+        runner, coded_db, "codebook", "check", str(dropped), "--format", "json"
+    )
 
     assert result.exit_code == 1
     assert json.loads(result.stdout) == [
-        {"level": "error", "code": "strategy.reframing", "message": "dropped without 'replaces:' but has 1 coding"}
+        {
+            "level": "error",
+            "code": "strategy.reframing",
+            "message": "dropped without 'replaces:' but has 1 coding",
+        }
     ]
 
 
-def test_check_warns_shared_keyword(runner: Any, coded_db: Path, tmp_path: Path) -> None:
+def test_check_warns_shared_keyword(
+    runner: Any, coded_db: Path, tmp_path: Path
+) -> None:
     rules = "    rules:\n      en:\n        keywords: [green project]\n"
     shared = tmp_path / "shared.yaml"
-    shared.write_text(versioned_codebook("1", V1_LEAVES, {"strategy.reframing": rules, "strategy.hiding": rules}), encoding="utf-8")
-    result = run(runner, coded_db, "codebook", "check", str(shared), "--strict", "--format", "json")
+    shared.write_text(
+        versioned_codebook(
+            "1", V1_LEAVES, {"strategy.reframing": rules, "strategy.hiding": rules}
+        ),
+        encoding="utf-8",
+    )
+    result = run(
+        runner,
+        coded_db,
+        "codebook",
+        "check",
+        str(shared),
+        "--strict",
+        "--format",
+        "json",
+    )
 
     assert result.exit_code == 1
     assert json.loads(result.stdout) == [
-        {"level": "warning", "code": "strategy.reframing", "message": "en keyword 'green project' also suggests strategy.hiding"}
+        {
+            "level": "warning",
+            "code": "strategy.reframing",
+            "message": "en keyword 'green project' also suggests strategy.hiding",
+        }
     ]
 
 
-def test_check_warns_overlapping_codings(runner: Any, coded_db: Path, versions: dict[str, Path]) -> None:
+def test_check_warns_overlapping_codings(
+    runner: Any, coded_db: Path, versions: dict[str, Path]
+) -> None:
     connection = sqlite3.connect(coded_db)
     with connection:
         connection.execute(
@@ -513,9 +705,38 @@ def test_check_warns_overlapping_codings(runner: Any, coded_db: Path, versions: 
             "FROM codings WHERE id = 1"
         )
     connection.close()
-    result = run(runner, coded_db, "codebook", "check", str(versions["v1"]), "--format", "json")
+    result = run(
+        runner, coded_db, "codebook", "check", str(versions["v1"]), "--format", "json"
+    )
 
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [
-        {"level": "warning", "code": "strategy.lowball", "message": "codings #1 and #6 of alice overlap"}
+        {
+            "level": "warning",
+            "code": "strategy.lowball",
+            "message": "codings #1 and #6 of alice overlap",
+        }
     ]
+
+
+def test_apply_missing_file(runner: Any, coded_db: Path, tmp_path: Path) -> None:
+    result = run(runner, coded_db, "codebook", "apply", str(tmp_path / "v9.yaml"))
+
+    assert result.exit_code == 1
+    assert "codebook file not found" in result.stderr
+
+
+def test_apply_without_coder(
+    runner: Any, coded_db: Path, versions: dict[str, Path]
+) -> None:
+    from qualkit.cli import cli
+
+    result = runner.invoke(
+        cli,
+        ["--db", str(coded_db), "codebook", "apply", str(versions["v2"])],
+        prog_name="qualkit",
+        env={"QUALKIT_CODER": None},
+    )
+
+    assert result.exit_code == 2
+    assert "No coder given" in result.stderr

@@ -77,7 +77,11 @@ CODES = {
 }
 
 
-def codebook_text(codes: dict[str, str | None], version: str = "1", extra: dict[str, str] | None = None) -> str:
+def codebook_text(
+    codes: dict[str, str | None],
+    version: str = "1",
+    extra: dict[str, str] | None = None,
+) -> str:
     """Return a codebook YAML with the given codes (id -> parent) and extra lines per code."""
     parents = set(codes.values())
     lines = [f'codebook:\n  id: study\n  version: "{version}"\ncodes:\n']
@@ -85,19 +89,27 @@ def codebook_text(codes: dict[str, str | None], version: str = "1", extra: dict[
         if code_id in parents:
             entry = PARENT.format(id=code_id)
         else:
-            entry = LEAF.format(id=code_id, parent=f"parent: {parent}\n    " if parent else "")
+            entry = LEAF.format(
+                id=code_id, parent=f"parent: {parent}\n    " if parent else ""
+            )
         if parent and code_id in parents:
-            entry = entry.replace("    definition:", f"    parent: {parent}\n    definition:")
+            entry = entry.replace(
+                "    definition:", f"    parent: {parent}\n    definition:"
+            )
         if extra and code_id in extra:
             entry += extra[code_id]
         lines.append(entry)
     return "".join(lines)
 
 
-def invoke(runner: CliRunner, db: Path, *args: str, coder: str | None = "alice", **kwargs: Any) -> Result:
+def invoke(
+    runner: CliRunner, db: Path, *args: str, coder: str | None = "alice", **kwargs: Any
+) -> Result:
     env = {"QUALKIT_CODER": coder} if coder else {"QUALKIT_CODER": None}
     env.update(kwargs.pop("env", {}))
-    return runner.invoke(cli, ["--db", str(db), *args], prog_name="qualkit", env=env, **kwargs)
+    return runner.invoke(
+        cli, ["--db", str(db), *args], prog_name="qualkit", env=env, **kwargs
+    )
 
 
 def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -129,9 +141,13 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "codebook.yaml").write_text(codebook_text(CODES), encoding="utf-8")
     db = folder / "qualkit.db"
     runner = CliRunner()
-    result = invoke(runner, db, "import", str(folder / "E01.md"), str(folder / "Z01.md"))
+    result = invoke(
+        runner, db, "import", str(folder / "E01.md"), str(folder / "Z01.md")
+    )
     assert result.exit_code == 0, result.output
-    result = invoke(runner, db, "codebook", "apply", str(folder / "codebook.yaml"), coder="lead")
+    result = invoke(
+        runner, db, "codebook", "apply", str(folder / "codebook.yaml"), coder="lead"
+    )
     assert result.exit_code == 0, result.output
     checkpoint(db)
     return db
@@ -175,7 +191,15 @@ def add(runner: CliRunner, db: Path, *args: str, coder: str = "alice") -> Result
 
 def test_add_by_span_stores_quote(runner: CliRunner, project_db: Path) -> None:
     start = text_of(project_db, "E01").index(SENTENCE_3)
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{start}:{start + len(SENTENCE_3)}")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{start}:{start + len(SENTENCE_3)}",
+    )
 
     assert result.exit_code == 0, result.output
     assert rows(project_db, "SELECT quote, coder, origin, status FROM codings") == [
@@ -184,14 +208,26 @@ def test_add_by_span_stores_quote(runner: CliRunner, project_db: Path) -> None:
 
 
 def test_add_by_sentence_position(runner: CliRunner, project_db: Path) -> None:
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3")
+    result = add(
+        runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3"
+    )
 
     assert result.exit_code == 0, result.output
     assert rows(project_db, "SELECT quote FROM codings") == [(SENTENCE_3,)]
 
 
 def test_add_by_turn_position(runner: CliRunner, project_db: Path) -> None:
-    result = add(runner, project_db, "E01", "--code", "target.veto", "--segment", "3", "--unit", "turn")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "target.veto",
+        "--segment",
+        "3",
+        "--unit",
+        "turn",
+    )
 
     assert result.exit_code == 0, result.output
     assert rows(project_db, "SELECT quote FROM codings") == [
@@ -202,19 +238,41 @@ def test_add_by_turn_position(runner: CliRunner, project_db: Path) -> None:
 def test_add_by_match_occurrence(runner: CliRunner, project_db: Path) -> None:
     text = text_of(project_db, "E01")
     third = [i for i in range(len(text)) if text.startswith("target", i)][2]
-    result = add(runner, project_db, "E01", "--code", "target.environment", "--match", "target", "--occurrence", "3")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "target.environment",
+        "--match",
+        "target",
+        "--occurrence",
+        "3",
+    )
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [(third, third + 6)]
+    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [
+        (third, third + 6)
+    ]
 
 
 def test_add_chinese_match_offsets(runner: CliRunner, project_db: Path) -> None:
     text = text_of(project_db, "Z01")
-    result = add(runner, project_db, "Z01", "--code", "strategy.underpromise", "--match", "留一手")
+    result = add(
+        runner,
+        project_db,
+        "Z01",
+        "--code",
+        "strategy.underpromise",
+        "--match",
+        "留一手",
+    )
 
     start = text.index("留一手")
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT start_offset, end_offset, quote FROM codings") == [(start, start + 3, "留一手")]
+    assert rows(project_db, "SELECT start_offset, end_offset, quote FROM codings") == [
+        (start, start + 3, "留一手")
+    ]
 
 
 def test_add_keeps_codebook_version(runner: CliRunner, project_db: Path) -> None:
@@ -225,35 +283,148 @@ def test_add_keeps_codebook_version(runner: CliRunner, project_db: Path) -> None
 
 def test_add_trims_whitespace_at_edges(runner: CliRunner, project_db: Path) -> None:
     start, end = sentence_span(project_db, "E01", 3)
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{start - 1}:{end + 2}")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{start - 1}:{end + 2}",
+    )
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [(start, end)]
+    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [
+        (start, end)
+    ]
 
 
 BAD_ADDS = [
-    pytest.param(["E01", "--code", "strategy.reframe", "--segment", "1"], 1, "Code 'strategy.reframe' not found", id="unknown-code"),
-    pytest.param(["E99", "--code", "strategy.reframing", "--segment", "1"], 1, "Source 'E99' not found", id="unknown-source"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "10:99999"], 1, "outside source 'E01'", id="span-out-of-range"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "90:60"], 1, "is reversed", id="reversed-span"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "60:60"], 1, "is empty", id="empty-span"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "-5:10"], 1, "outside source", id="negative-start"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "37:39"], 1, "only whitespace", id="whitespace-span"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--span", "a:b"], 2, "is not START:END", id="malformed-span"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--match", "green projects"], 1, "does not occur in source 'E01'", id="match-absent"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--match", "we reframed"], 1, "other capitals as 'We reframed'", id="match-wrong-case"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--match", "target"], 1, "occurs 5 times", id="match-ambiguous"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--match", "target", "--occurrence", "9"], 1, "occurrence 9 does not exist", id="occurrence-too-high"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--match", "target", "--occurrence", "0"], 2, "--occurrence", id="occurrence-zero"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--occurrence", "2", "--segment", "1"], 2, "--occurrence goes with --match", id="occurrence-without-match"),
-    pytest.param(["E01", "--code", "strategy.reframing"], 2, "exactly one of --span, --segment or --match", id="no-span"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--segment", "1", "--span", "1:4"], 2, "exactly one of", id="two-spans"),
-    pytest.param(["E01", "--code", "strategy.reframing", "--segment", "40"], 1, "no sentence at position 40", id="segment-out-of-range"),
+    pytest.param(
+        ["E01", "--code", "strategy.reframe", "--segment", "1"],
+        1,
+        "Code 'strategy.reframe' not found",
+        id="unknown-code",
+    ),
+    pytest.param(
+        ["E99", "--code", "strategy.reframing", "--segment", "1"],
+        1,
+        "Source 'E99' not found",
+        id="unknown-source",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "10:99999"],
+        1,
+        "outside source 'E01'",
+        id="span-out-of-range",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "90:60"],
+        1,
+        "is reversed",
+        id="reversed-span",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "60:60"],
+        1,
+        "is empty",
+        id="empty-span",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "-5:10"],
+        1,
+        "outside source",
+        id="negative-start",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "37:39"],
+        1,
+        "only whitespace",
+        id="whitespace-span",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--span", "a:b"],
+        2,
+        "is not START:END",
+        id="malformed-span",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--match", "green projects"],
+        1,
+        "does not occur in source 'E01'",
+        id="match-absent",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--match", "we reframed"],
+        1,
+        "other capitals as 'We reframed'",
+        id="match-wrong-case",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--match", "target"],
+        1,
+        "occurs 5 times",
+        id="match-ambiguous",
+    ),
+    pytest.param(
+        [
+            "E01",
+            "--code",
+            "strategy.reframing",
+            "--match",
+            "target",
+            "--occurrence",
+            "9",
+        ],
+        1,
+        "occurrence 9 does not exist",
+        id="occurrence-too-high",
+    ),
+    pytest.param(
+        [
+            "E01",
+            "--code",
+            "strategy.reframing",
+            "--match",
+            "target",
+            "--occurrence",
+            "0",
+        ],
+        2,
+        "--occurrence",
+        id="occurrence-zero",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--occurrence", "2", "--segment", "1"],
+        2,
+        "--occurrence goes with --match",
+        id="occurrence-without-match",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing"],
+        2,
+        "exactly one of --span, --segment or --match",
+        id="no-span",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--segment", "1", "--span", "1:4"],
+        2,
+        "exactly one of",
+        id="two-spans",
+    ),
+    pytest.param(
+        ["E01", "--code", "strategy.reframing", "--segment", "40"],
+        1,
+        "no sentence at position 40",
+        id="segment-out-of-range",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "status", "message"), BAD_ADDS)
-def test_add_bad_input(runner: CliRunner, project_db: Path, args: list[str], status: int, message: str) -> None:
+def test_add_bad_input(
+    runner: CliRunner, project_db: Path, args: list[str], status: int, message: str
+) -> None:
     result = add(runner, project_db, *args)
 
     assert result.exit_code == status
@@ -262,22 +433,46 @@ def test_add_bad_input(runner: CliRunner, project_db: Path, args: list[str], sta
 
 
 def test_add_without_coder_is_usage_error(runner: CliRunner, project_db: Path) -> None:
-    result = invoke(runner, project_db, "code", "add", "E01", "--code", "target.veto", "--segment", "1", coder=None)
+    result = invoke(
+        runner,
+        project_db,
+        "code",
+        "add",
+        "E01",
+        "--code",
+        "target.veto",
+        "--segment",
+        "1",
+        coder=None,
+    )
 
     assert result.exit_code == 2
     assert "No coder given" in result.stderr
 
 
 def test_add_reserved_coder_rejected(runner: CliRunner, project_db: Path) -> None:
-    result = add(runner, project_db, "E01", "--code", "target.veto", "--segment", "1", coder="autocode")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "target.veto",
+        "--segment",
+        "1",
+        coder="autocode",
+    )
 
     assert result.exit_code == 2
     assert "reserved" in result.stderr
 
 
-def test_add_dropped_code_rejected(runner: CliRunner, project_db: Path, tmp_path: Path) -> None:
+def test_add_dropped_code_rejected(
+    runner: CliRunner, project_db: Path, tmp_path: Path
+) -> None:
     smaller = {k: v for k, v in CODES.items() if k != "target.veto"}
-    (tmp_path / "v2.yaml").write_text(codebook_text(smaller, version="2"), encoding="utf-8")
+    (tmp_path / "v2.yaml").write_text(
+        codebook_text(smaller, version="2"), encoding="utf-8"
+    )
     invoke(runner, project_db, "codebook", "apply", str(tmp_path / "v2.yaml"))
 
     result = add(runner, project_db, "E01", "--code", "target.veto", "--segment", "1")
@@ -286,10 +481,34 @@ def test_add_dropped_code_rejected(runner: CliRunner, project_db: Path, tmp_path
     assert "not in the current codebook" in result.stderr
 
 
-def test_coder_from_project_settings() -> None:
-    project = SimpleNamespace(config=SimpleNamespace(coder="carol"))
+def test_coder_from_project_settings(
+    runner: CliRunner, project_db: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "qualkit.toml").write_text(
+        f'[project]\ndatabase = "{project_db.as_posix()}"\ncoder = "carol"\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "--project",
+            str(folder),
+            "code",
+            "add",
+            "E01",
+            "--code",
+            "target.veto",
+            "--segment",
+            "5",
+        ],
+        prog_name="qualkit",
+        env={"QUALKIT_CODER": None},
+    )
 
-    assert resolve_coder(project, None) == "carol"
+    assert result.exit_code == 0, result.output
+    assert rows(project_db, "SELECT coder FROM codings") == [("carol",)]
 
 
 def test_coder_option_beats_settings() -> None:
@@ -310,11 +529,21 @@ def test_overlap_same_code_merges(runner: CliRunner, project_db: Path) -> None:
     first = sentence_span(project_db, "E01", 1)
     second = sentence_span(project_db, "E01", 2)
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{first[1] - 8}:{second[1]}")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{first[1] - 8}:{second[1]}",
+    )
 
     assert result.exit_code == 0, result.output
     assert "merged" in result.stdout
-    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [(first[0], second[1])]
+    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [
+        (first[0], second[1])
+    ]
 
 
 def test_overlap_merge_joins_two_codings(runner: CliRunner, project_db: Path) -> None:
@@ -322,10 +551,20 @@ def test_overlap_merge_joins_two_codings(runner: CliRunner, project_db: Path) ->
     third = sentence_span(project_db, "E01", 3)
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3")
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{first[1] - 5}:{third[0] + 5}")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{first[1] - 5}:{third[0] + 5}",
+    )
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [(first[0], third[1])]
+    assert rows(project_db, "SELECT start_offset, end_offset FROM codings") == [
+        (first[0], third[1])
+    ]
 
 
 def test_adjacent_spans_not_merged(runner: CliRunner, project_db: Path) -> None:
@@ -335,11 +574,21 @@ def test_adjacent_spans_not_merged(runner: CliRunner, project_db: Path) -> None:
     assert rows(project_db, "SELECT count(*) FROM codings") == [(2,)]
 
 
-def test_overlap_refused_on_request(runner: CliRunner, project_db: Path) -> None:
+def test_overlap_error_on_request(runner: CliRunner, project_db: Path) -> None:
     start, end = sentence_span(project_db, "E01", 1)
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
     before = all_codings(project_db)
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{start + 3}:{end + 10}", "--on-overlap", "refuse")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{start + 3}:{end + 10}",
+        "--on-overlap",
+        "error",
+    )
 
     assert result.exit_code == 1
     assert "already coded strategy.reframing" in result.stderr
@@ -350,7 +599,15 @@ def test_span_inside_own_coding_unchanged(runner: CliRunner, project_db: Path) -
     start, end = sentence_span(project_db, "E01", 1)
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
     before = all_codings(project_db)
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{start + 3}:{end - 3}")
+    result = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{start + 3}:{end - 3}",
+    )
 
     assert result.exit_code == 0
     assert "unchanged" in result.stdout
@@ -366,9 +623,21 @@ def test_overlap_other_code_kept_apart(runner: CliRunner, project_db: Path) -> N
 
 def test_overlap_other_coder_kept_apart(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
-    add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1", coder="bob")
+    add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--segment",
+        "1",
+        coder="bob",
+    )
 
-    assert rows(project_db, "SELECT coder FROM codings ORDER BY coder") == [("alice",), ("bob",)]
+    assert rows(project_db, "SELECT coder FROM codings ORDER BY coder") == [
+        ("alice",),
+        ("bob",),
+    ]
 
 
 # code move and code remove
@@ -390,7 +659,9 @@ def test_move_onto_own_coding_merges(runner: CliRunner, project_db: Path) -> Non
     result = invoke(runner, project_db, "code", "move", "1", "--span", f"{start}:{end}")
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT id, start_offset, end_offset FROM codings") == [(1, start, sentence_span(project_db, "E01", 3)[1])]
+    assert rows(project_db, "SELECT id, start_offset, end_offset FROM codings") == [
+        (1, start, sentence_span(project_db, "E01", 3)[1])
+    ]
 
 
 def test_move_unknown_coding(runner: CliRunner, project_db: Path) -> None:
@@ -409,7 +680,17 @@ def test_move_out_of_range(runner: CliRunner, project_db: Path) -> None:
 
 
 def test_remove_deletes_coding_and_memo(runner: CliRunner, project_db: Path) -> None:
-    add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1", "--memo", "first pass")
+    add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--segment",
+        "1",
+        "--memo",
+        "first pass",
+    )
     result = invoke(runner, project_db, "code", "remove", "1")
 
     assert result.exit_code == 0, result.output
@@ -455,8 +736,25 @@ def listed_db(runner: CliRunner, project_db: Path) -> Path:
     """Four codings: alice on E01 (two) and Z01 (one), bob on E01 (one)."""
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3")
     add(runner, project_db, "E01", "--code", "target.veto", "--segment", "5")
-    add(runner, project_db, "Z01", "--code", "strategy.underpromise", "--match", "留一手")
-    add(runner, project_db, "E01", "--code", "target.environment", "--segment", "5", coder="bob")
+    add(
+        runner,
+        project_db,
+        "Z01",
+        "--code",
+        "strategy.underpromise",
+        "--match",
+        "留一手",
+    )
+    add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "target.environment",
+        "--segment",
+        "5",
+        coder="bob",
+    )
     return project_db
 
 
@@ -474,7 +772,9 @@ LIST_FILTERS = [
 
 
 @pytest.mark.parametrize(("args", "expected"), LIST_FILTERS)
-def test_list_filter(runner: CliRunner, listed_db: Path, args: list[str], expected: set[int]) -> None:
+def test_list_filter(
+    runner: CliRunner, listed_db: Path, args: list[str], expected: set[int]
+) -> None:
     result = invoke(runner, listed_db, "code", "list", *args, "--format", "json")
 
     assert result.exit_code == 0, result.output
@@ -489,14 +789,18 @@ def test_list_target_filter(runner: CliRunner, listed_db: Path, tmp_path: Path) 
         encoding="utf-8",
     )
     linked = invoke(runner, listed_db, "link", "--targets", str(targets))
-    result = invoke(runner, listed_db, "code", "list", "--target", "environment", "--format", "json")
+    result = invoke(
+        runner, listed_db, "code", "list", "--target", "environment", "--format", "json"
+    )
 
     assert linked.exit_code == 0, linked.output
     assert {row["id"] for row in json.loads(result.stdout)} == {2, 4}
 
 
 def test_list_csv_has_quotes(runner: CliRunner, listed_db: Path) -> None:
-    result = invoke(runner, listed_db, "code", "list", "--source", "Z01", "--format", "csv")
+    result = invoke(
+        runner, listed_db, "code", "list", "--source", "Z01", "--format", "csv"
+    )
 
     assert result.exit_code == 0
     assert result.stdout.splitlines()[1].endswith(",留一手")
@@ -510,17 +814,34 @@ def test_list_table_format(runner: CliRunner, listed_db: Path) -> None:
 
 
 LIST_ERRORS = [
-    pytest.param(["--code", "strategi"], 1, "Code 'strategi' not found", id="unknown-code"),
-    pytest.param(["--source", "nope"], 1, "Source 'nope' not found", id="unknown-source"),
-    pytest.param(["--where", "religion=none"], 1, "unknown metadata field 'religion'", id="unknown-field"),
-    pytest.param(["--where", "province"], 2, "is not FIELD=VALUE", id="where-without-value"),
-    pytest.param(["--target", "moon"], 1, "Target 'moon' not found", id="unknown-target"),
-    pytest.param(["--status", "maybe"], 2, "Invalid value for '--status'", id="bad-status"),
+    pytest.param(
+        ["--code", "strategi"], 1, "Code 'strategi' not found", id="unknown-code"
+    ),
+    pytest.param(
+        ["--source", "nope"], 1, "Source 'nope' not found", id="unknown-source"
+    ),
+    pytest.param(
+        ["--where", "religion=none"],
+        1,
+        "unknown metadata field 'religion'",
+        id="unknown-field",
+    ),
+    pytest.param(
+        ["--where", "province"], 2, "is not FIELD=VALUE", id="where-without-value"
+    ),
+    pytest.param(
+        ["--target", "moon"], 1, "Target 'moon' not found", id="unknown-target"
+    ),
+    pytest.param(
+        ["--status", "maybe"], 2, "Invalid value for '--status'", id="bad-status"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "status", "message"), LIST_ERRORS)
-def test_list_bad_filter(runner: CliRunner, listed_db: Path, args: list[str], status: int, message: str) -> None:
+def test_list_bad_filter(
+    runner: CliRunner, listed_db: Path, args: list[str], status: int, message: str
+) -> None:
     result = invoke(runner, listed_db, "code", "list", *args)
 
     assert result.exit_code == status
@@ -544,16 +865,22 @@ def test_log_records_add(runner: CliRunner, project_db: Path) -> None:
     entries = json.loads(result.stdout)
 
     assert result.exit_code == 0
-    assert [(e["command"], e["table"], e["action"]) for e in entries] == [("code add", "codings", "insert")]
+    assert [(e["command"], e["table"], e["action"]) for e in entries] == [
+        ("code add", "codings", "insert")
+    ]
     assert "strategy.reframing" in entries[0]["change"]
 
 
 def test_log_before_and_after_json(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
     invoke(runner, project_db, "code", "move", "1", "--segment", "3")
-    before, after = rows(project_db, "SELECT before, after FROM audit_log WHERE command = 'code move'")[0]
+    before, after = rows(
+        project_db, "SELECT before, after FROM audit_log WHERE command = 'code move'"
+    )[0]
 
-    assert json.loads(before)["quote"] == "We talked the targets down before the meeting."
+    assert (
+        json.loads(before)["quote"] == "We talked the targets down before the meeting."
+    )
     assert json.loads(after)["quote"] == SENTENCE_3
 
 
@@ -571,10 +898,31 @@ def test_undo_after_add_restores_rows(runner: CliRunner, project_db: Path) -> No
 
 def test_undo_after_merge_restores_rows(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
-    add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3", "--memo", "keep me")
+    add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--segment",
+        "3",
+        "--memo",
+        "keep me",
+    )
     before = all_codings(project_db), rows(project_db, "SELECT * FROM memos")
-    first, third = sentence_span(project_db, "E01", 1), sentence_span(project_db, "E01", 3)
-    merged = add(runner, project_db, "E01", "--code", "strategy.reframing", "--span", f"{first[1] - 5}:{third[0] + 5}")
+    first, third = (
+        sentence_span(project_db, "E01", 1),
+        sentence_span(project_db, "E01", 3),
+    )
+    merged = add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "strategy.reframing",
+        "--span",
+        f"{first[1] - 5}:{third[0] + 5}",
+    )
     result = invoke(runner, project_db, "undo")
 
     assert "merged" in merged.stdout
@@ -582,7 +930,9 @@ def test_undo_after_merge_restores_rows(runner: CliRunner, project_db: Path) -> 
     assert (all_codings(project_db), rows(project_db, "SELECT * FROM memos")) == before
 
 
-def test_undo_after_remove_restores_links(runner: CliRunner, listed_db: Path, tmp_path: Path) -> None:
+def test_undo_after_remove_restores_links(
+    runner: CliRunner, listed_db: Path, tmp_path: Path
+) -> None:
     targets = tmp_path / "targets.yaml"
     targets.write_text(
         "targets:\n  - id: environment\n    name: Environment\n    category: environment\n"
@@ -590,12 +940,18 @@ def test_undo_after_remove_restores_links(runner: CliRunner, listed_db: Path, tm
         encoding="utf-8",
     )
     invoke(runner, listed_db, "link", "--targets", str(targets))
-    before = all_codings(listed_db), rows(listed_db, "SELECT * FROM quote_links ORDER BY coding_id")
+    before = (
+        all_codings(listed_db),
+        rows(listed_db, "SELECT * FROM quote_links ORDER BY coding_id"),
+    )
     invoke(runner, listed_db, "code", "remove", "2", "4")
     result = invoke(runner, listed_db, "undo")
 
     assert result.exit_code == 0, result.output
-    assert (all_codings(listed_db), rows(listed_db, "SELECT * FROM quote_links ORDER BY coding_id")) == before
+    assert (
+        all_codings(listed_db),
+        rows(listed_db, "SELECT * FROM quote_links ORDER BY coding_id"),
+    ) == before
 
 
 def test_undo_walks_back(runner: CliRunner, project_db: Path) -> None:
@@ -610,13 +966,24 @@ def test_undo_walks_back(runner: CliRunner, project_db: Path) -> None:
 
 def test_undo_only_own_changes(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
-    add(runner, project_db, "E01", "--code", "target.veto", "--segment", "5", coder="bob")
+    add(
+        runner,
+        project_db,
+        "E01",
+        "--code",
+        "target.veto",
+        "--segment",
+        "5",
+        coder="bob",
+    )
     invoke(runner, project_db, "undo")
 
-    assert rows(project_db, "SELECT coder, code_id FROM codings") == [("bob", "target.veto")]
+    assert rows(project_db, "SELECT coder, code_id FROM codings") == [
+        ("bob", "target.veto")
+    ]
 
 
-def test_undo_refused_after_later_change(runner: CliRunner, project_db: Path) -> None:
+def test_undo_fails_after_later_change(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
     invoke(runner, project_db, "code", "move", "1", "--segment", "3", coder="bob")
     before = all_codings(project_db)
@@ -653,13 +1020,17 @@ def test_undo_is_logged(runner: CliRunner, project_db: Path) -> None:
     assert entries[1]["undone_by"] == entries[0]["batch"]
 
 
-def test_history_tables_added_to_old_database(runner: CliRunner, project_db: Path) -> None:
+def test_history_tables_added_to_old_database(
+    runner: CliRunner, project_db: Path
+) -> None:
     connection = sqlite3.connect(project_db)
     with connection:
         connection.execute("DROP TABLE audit_log")
         connection.execute("DROP TABLE review_state")
     connection.close()
-    result = add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
+    result = add(
+        runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1"
+    )
 
     assert result.exit_code == 0, result.output
     assert rows(project_db, "SELECT count(*) FROM audit_log") == [(1,)]
@@ -689,6 +1060,11 @@ def editor(tmp_path: Path) -> Callable[[str], str]:
     return make
 
 
+def editor_env(command: str) -> dict[str, str]:
+    # click prefers $VISUAL to $EDITOR, so both name the test editor.
+    return {"EDITOR": command, "VISUAL": command}
+
+
 MEMO_SUBJECTS = [
     pytest.param([], ("project", None), id="project"),
     pytest.param(["--source", "E01"], ("source", "E01"), id="source"),
@@ -697,32 +1073,49 @@ MEMO_SUBJECTS = [
 
 
 @pytest.mark.parametrize(("args", "subject"), MEMO_SUBJECTS)
-def test_memo_add_subject(runner: CliRunner, project_db: Path, args: list[str], subject: tuple[str, str | None]) -> None:
+def test_memo_add_subject(
+    runner: CliRunner,
+    project_db: Path,
+    args: list[str],
+    subject: tuple[str, str | None],
+) -> None:
     result = invoke(runner, project_db, "memo", "add", *args, "--text", "A thought.")
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT about, about_id, coder, text FROM memos") == [(*subject, "alice", "A thought.")]
+    assert rows(project_db, "SELECT about, about_id, coder, text FROM memos") == [
+        (*subject, "alice", "A thought.")
+    ]
 
 
 def test_memo_on_coding(runner: CliRunner, project_db: Path) -> None:
     add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "3")
     invoke(runner, project_db, "memo", "add", "--coding", "1", "--text", "Clear case.")
-    listed = json.loads(invoke(runner, project_db, "memo", "list", "--about", "coding", "--format", "json").stdout)
+    listed = json.loads(
+        invoke(
+            runner, project_db, "memo", "list", "--about", "coding", "--format", "json"
+        ).stdout
+    )
 
-    assert [(m["about_id"], m["text"], m["coding"]) for m in listed] == [("1", "Clear case.", f"strategy.reframing: {SENTENCE_3}")]
+    assert [(m["about_id"], m["text"], m["coding"]) for m in listed] == [
+        ("1", "Clear case.", f"strategy.reframing: {SENTENCE_3}")
+    ]
 
 
 MEMO_ERRORS = [
     pytest.param(["--source", "E99"], 1, "Source 'E99' not found", id="unknown-source"),
     pytest.param(["--code", "nope"], 1, "Code 'nope' not found", id="unknown-code"),
     pytest.param(["--coding", "99"], 1, "Coding #99 not found", id="unknown-coding"),
-    pytest.param(["--source", "E01", "--code", "target"], 2, "at most one of", id="two-subjects"),
+    pytest.param(
+        ["--source", "E01", "--code", "target"], 2, "at most one of", id="two-subjects"
+    ),
     pytest.param(["--text", "   "], 1, "The memo is empty", id="empty-text"),
 ]
 
 
 @pytest.mark.parametrize(("args", "status", "message"), MEMO_ERRORS)
-def test_memo_add_bad_input(runner: CliRunner, project_db: Path, args: list[str], status: int, message: str) -> None:
+def test_memo_add_bad_input(
+    runner: CliRunner, project_db: Path, args: list[str], status: int, message: str
+) -> None:
     if "--text" not in args:
         args = [*args, "--text", "note"]
     result = invoke(runner, project_db, "memo", "add", *args)
@@ -731,20 +1124,44 @@ def test_memo_add_bad_input(runner: CliRunner, project_db: Path, args: list[str]
     assert message in result.stderr
 
 
-def test_memo_add_in_editor(runner: CliRunner, project_db: Path, editor: Callable[[str], str]) -> None:
-    result = invoke(runner, project_db, "memo", "add", "--source", "Z01", env={"EDITOR": editor("Written in the editor.")})
+def test_memo_add_in_editor(
+    runner: CliRunner, project_db: Path, editor: Callable[[str], str]
+) -> None:
+    result = invoke(
+        runner,
+        project_db,
+        "memo",
+        "add",
+        "--source",
+        "Z01",
+        env=editor_env(editor("Written in the editor.")),
+    )
 
     assert result.exit_code == 0, result.output
     assert rows(project_db, "SELECT text FROM memos") == [("Written in the editor.",)]
 
 
-def test_memo_edit_in_editor(runner: CliRunner, project_db: Path, editor: Callable[[str], str]) -> None:
+def test_memo_edit_in_editor(
+    runner: CliRunner, project_db: Path, editor: Callable[[str], str]
+) -> None:
     invoke(runner, project_db, "memo", "add", "--text", "First line.")
-    result = invoke(runner, project_db, "memo", "edit", "1", env={"EDITOR": editor("Second line.")}, coder="bob")
+    result = invoke(
+        runner,
+        project_db,
+        "memo",
+        "edit",
+        "1",
+        env=editor_env(editor("Second line.")),
+        coder="bob",
+    )
 
     assert result.exit_code == 0, result.output
-    assert rows(project_db, "SELECT text, coder FROM memos") == [("First line.\nSecond line.", "alice")]
-    assert rows(project_db, "SELECT coder FROM audit_log WHERE command = 'memo edit'") == [("bob",)]
+    assert rows(project_db, "SELECT text, coder FROM memos") == [
+        ("First line.\nSecond line.", "alice")
+    ]
+    assert rows(
+        project_db, "SELECT coder FROM audit_log WHERE command = 'memo edit'"
+    ) == [("bob",)]
 
 
 def test_memo_edit_unknown(runner: CliRunner, project_db: Path) -> None:
@@ -755,7 +1172,9 @@ def test_memo_edit_unknown(runner: CliRunner, project_db: Path) -> None:
 
 
 def test_memo_remove_then_undo(runner: CliRunner, project_db: Path) -> None:
-    invoke(runner, project_db, "memo", "add", "--code", "target", "--text", "Keep this.")
+    invoke(
+        runner, project_db, "memo", "add", "--code", "target", "--text", "Keep this."
+    )
     before = rows(project_db, "SELECT * FROM memos")
     invoke(runner, project_db, "memo", "remove", "1")
     invoke(runner, project_db, "undo")
@@ -766,6 +1185,62 @@ def test_memo_remove_then_undo(runner: CliRunner, project_db: Path) -> None:
 def test_memo_list_filters_by_coder(runner: CliRunner, project_db: Path) -> None:
     invoke(runner, project_db, "memo", "add", "--text", "by alice")
     invoke(runner, project_db, "memo", "add", "--text", "by bob", coder="bob")
-    listed = json.loads(invoke(runner, project_db, "memo", "list", "--coder", "bob", "--format", "json").stdout)
+    listed = json.loads(
+        invoke(
+            runner, project_db, "memo", "list", "--coder", "bob", "--format", "json"
+        ).stdout
+    )
 
     assert [m["text"] for m in listed] == ["by bob"]
+
+
+def test_memo_editor_closed_unsaved(runner: CliRunner, project_db: Path) -> None:
+    unchanged = f'"{sys.executable}" -c pass'
+    result = invoke(runner, project_db, "memo", "add", env=editor_env(unchanged))
+
+    assert result.exit_code == 1
+    assert "closed without saving" in result.stderr
+    assert rows(project_db, "SELECT count(*) FROM memos") == [(0,)]
+
+
+def test_memo_edit_unsaved_keeps_text(runner: CliRunner, project_db: Path) -> None:
+    invoke(runner, project_db, "memo", "add", "--text", "First line.")
+    unchanged = f'"{sys.executable}" -c pass'
+    result = invoke(runner, project_db, "memo", "edit", "1", env=editor_env(unchanged))
+
+    assert result.exit_code == 0
+    assert "not changed" in result.stdout
+    assert rows(project_db, "SELECT text FROM memos") == [("First line.",)]
+
+
+def test_memo_remove_unknown(runner: CliRunner, project_db: Path) -> None:
+    result = invoke(runner, project_db, "memo", "remove", "3")
+
+    assert result.exit_code == 1
+    assert "Memo #3 not found" in result.stderr
+
+
+def test_segments_unknown_source(runner: CliRunner, project_db: Path) -> None:
+    result = invoke(runner, project_db, "code", "segments", "E99")
+
+    assert result.exit_code == 1
+    assert "Source 'E99' not found" in result.stderr
+
+
+def test_log_bad_table(runner: CliRunner, project_db: Path) -> None:
+    result = invoke(runner, project_db, "log", "--table", "sources")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--table'" in result.stderr
+
+
+def test_log_batch_filter(runner: CliRunner, project_db: Path) -> None:
+    add(runner, project_db, "E01", "--code", "strategy.reframing", "--segment", "1")
+    add(runner, project_db, "E01", "--code", "target.veto", "--segment", "5")
+    batch = rows(
+        project_db,
+        "SELECT batch_id FROM audit_log WHERE command = 'code add' ORDER BY id",
+    )[0][0]
+    result = invoke(runner, project_db, "log", "--batch", batch, "--format", "json")
+
+    assert [entry["row"] for entry in json.loads(result.stdout)] == ["1"]

@@ -43,7 +43,7 @@ BIG5_TURNS = [
     ("問", "interviewer", "你們縣裡的指標是怎麼定下來的？"),
     ("答", "respondent", "一般是市裡先開會，把任務分下來。我們報的時候總是留一手，不敢全報。排名的壓力很大，年底要考核。"),
 ]
-# A PDF written with a core font holds only Latin-1 characters.
+# A PDF written with a core font contains only Latin-1 characters.
 PDF_TURNS = [
     ("Interviewer", "interviewer", "How are the targets set?"),
     ("Respondent", "respondent", "We talked the targets down before the meeting."),
@@ -657,3 +657,37 @@ def test_mislabeled_level_leaves_database(project: Any, tmp_path: Path) -> None:
     counts = [connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("cases", "sources", "segments")]
     connection.close()
     assert counts == [0, 0, 0]
+
+
+def test_docx_front_matter_read(project: Any, tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    for line in ("---", "id: W9", "province: Hunan", "level: city", "---", *labelled(ENGLISH_TURNS).split("\n\n")):
+        document.add_paragraph(line.strip())
+    path = tmp_path / "recording.docx"
+    document.save(str(path))
+    project.import_sources([path])
+
+    assert project.db.execute("SELECT id, province, level FROM cases").fetchone() == ("W9", "Hunan", "city")
+    assert stored_turns(project, "W9") == ENGLISH_TURNS
+
+
+def test_docx_table_of_contents_left_out(project: Any, tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    document.add_paragraph("Respondent: We talked the targets down.")
+    contents = parse_xml(
+        f"<w:sdt {nsdecls('w')}><w:sdtPr><w:docPartObj>"
+        '<w:docPartGallery w:val="Table of Contents"/></w:docPartObj></w:sdtPr>'
+        "<w:sdtContent><w:p><w:r><w:t>Contents 1</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+    )
+    document.element.body.insert(0, contents)
+    path = tmp_path / "C9.docx"
+    document.save(str(path))
+    project.import_sources([path])
+
+    assert source_text(project, "C9") == "Respondent: We talked the targets down."

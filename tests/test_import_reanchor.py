@@ -244,7 +244,7 @@ def test_same_span_collision_resolved(
     project: Any, tmp_path: Path, make_codebook: Callable[..., Codebook]
 ) -> None:
     # Both codings are one code by one coder inside the sentence that is
-    # deleted, so both would land on the sentence that now stands there.
+    # deleted, so both would land on the sentence that is there now.
     path = tmp_path / "R1.md"
     path.write_text(join(TURNS), encoding="utf-8")
     project.import_sources([path])
@@ -275,30 +275,29 @@ def test_same_span_collision_resolved(
 def test_shifted_codings_do_not_collide_midway(
     project: Any, tmp_path: Path, make_codebook: Callable[..., Codebook]
 ) -> None:
-    # After the insertion, the first coding's new span is the second
-    # coding's old span: writing them one by one in place would break the
-    # uniqueness of (source, span, code, coder) halfway.
+    # After the insertion, "cat" moves onto the span where "dog" was: writing
+    # the codings one by one in place would break the uniqueness of
+    # (source, span, code, coder) halfway.
     path = tmp_path / "R1.md"
-    text = "Respondent: ab ab ab ab.\n"
-    path.write_text(text, encoding="utf-8")
+    path.write_text("Respondent: cat dog.\n", encoding="utf-8")
     project.import_sources([path])
     codebook = make_codebook()
     with store.transaction(project.db):
         store_codebook(project.db, codebook)
         now = store.utc_now()
-        for start in (12, 15):
+        for start, words in ((12, "cat"), (16, "dog")):
             project.db["codings"].insert(
                 {
-                    "source_id": "R1", "start_offset": start, "end_offset": start + 2, "quote": "ab",
+                    "source_id": "R1", "start_offset": start, "end_offset": start + 3, "quote": words,
                     "code_id": "strategy", "coder": "A", "origin": "manual", "status": "accepted",
                     "codebook_version": codebook.version, "created_at": now, "updated_at": now,
                 }
             )
-    path.write_text("Respondent: ab " + text[12:], encoding="utf-8")
+    path.write_text("Respondent: emu cat dog.\n", encoding="utf-8")
     result = project.import_sources([path])
 
     assert result.updated == ["R1"]
-    assert sorted(row[:3] for row in coding_rows(project).values()) == [(15, 17, "ab"), (18, 20, "ab")]
+    assert sorted(row[:3] for row in coding_rows(project).values()) == [(16, 19, "cat"), (20, 23, "dog")]
 
 
 def test_quote_link_alias_moves(

@@ -97,14 +97,23 @@ LEAVES = {
 def codebook_yaml() -> str:
     parts = []
     for parent in PARENTS:
-        parts.append(f"  - id: {parent}\n    label: {parent}\n    definition: Parent {parent}.\n")
+        parts.append(
+            f"  - id: {parent}\n    label: {parent}\n    definition: Parent {parent}.\n"
+        )
     for code_id, parent in LEAVES.items():
-        parts.append(LEAF.format(id=code_id, parent=f"parent: {parent}\n    " if parent else ""))
+        parts.append(
+            LEAF.format(id=code_id, parent=f"parent: {parent}\n    " if parent else "")
+        )
     return CODEBOOK.format(leaves="".join(parts))
 
 
 def invoke(runner: CliRunner, db: Path, *args: str) -> Result:
-    return runner.invoke(cli, ["--db", str(db), *args], prog_name="qualkit", env={"QUALKIT_CODER": "alice"})
+    return runner.invoke(
+        cli,
+        ["--db", str(db), *args],
+        prog_name="qualkit",
+        env={"QUALKIT_CODER": "alice"},
+    )
 
 
 def sql(db: Path, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -129,27 +138,72 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "codebook.yaml").write_text(codebook_yaml(), encoding="utf-8")
     db = folder / "qualkit.db"
     runner = CliRunner()
-    assert invoke(runner, db, "import", *(str(folder / f"{n}.md") for n in ("E01", "E02", "Z01"))).exit_code == 0
-    assert invoke(runner, db, "codebook", "apply", str(folder / "codebook.yaml")).exit_code == 0
+    assert (
+        invoke(
+            runner,
+            db,
+            "import",
+            *(str(folder / f"{n}.md") for n in ("E01", "E02", "Z01")),
+        ).exit_code
+        == 0
+    )
+    assert (
+        invoke(runner, db, "codebook", "apply", str(folder / "codebook.yaml")).exit_code
+        == 0
+    )
+
     e01 = sql(db, "SELECT text FROM sources WHERE id = 'E01'")[0][0]
     e02 = sql(db, "SELECT text FROM sources WHERE id = 'E02'")[0][0]
     z01 = sql(db, "SELECT text FROM sources WHERE id = 'Z01'")[0][0]
     codings = [
-        ("E01", "strategy.reframing", span_of(e01, "We reframed the target as a green project.")),  # c1
-        ("E01", "target.environment", span_of(e01, "the target as a green project.")),  # c2
+        (
+            "E01",
+            "strategy.reframing",
+            span_of(e01, "We reframed the target as a green project."),
+        ),  # c1
+        (
+            "E01",
+            "target.environment",
+            span_of(e01, "the target as a green project."),
+        ),  # c2
         ("E01", "channel.formal", span_of(e01, "a green project.")),  # c3
-        ("E01", "strategy.underpromise", span_of(e01, "We talked the targets down before the meeting.")),  # c4
-        ("E01", "target.environment", span_of(e01, "The environment target is a veto target.")),  # c5
-        ("E01", "target.veto", span_of(e01, "The environment target is a veto target. Nobody can bargain over it.")),  # c6
-        ("E01", "strategy.reframing", span_of(e01, "Nobody can bargain over it.")),  # c7
+        (
+            "E01",
+            "strategy.underpromise",
+            span_of(e01, "We talked the targets down before the meeting."),
+        ),  # c4
+        (
+            "E01",
+            "target.environment",
+            span_of(e01, "The environment target is a veto target."),
+        ),  # c5
+        (
+            "E01",
+            "target.veto",
+            span_of(
+                e01,
+                "The environment target is a veto target. Nobody can bargain over it.",
+            ),
+        ),  # c6
+        (
+            "E01",
+            "strategy.reframing",
+            span_of(e01, "Nobody can bargain over it."),
+        ),  # c7
         ("E02", "strategy.reframing", span_of(e02, "We reframed it again.")),  # e2
-        ("Z01", "strategy.underpromise", span_of(z01, "我们留一手，指标报低一点。")),  # z1
+        (
+            "Z01",
+            "strategy.underpromise",
+            span_of(z01, "我们留一手，指标报低一点。"),
+        ),  # z1
         ("Z01", "target.environment", span_of(z01, "环保指标是一票否决的。")),  # z2
         ("Z01", "strategy.reframing", span_of(z01, "环保指标是一票否决的。")),  # z3
         ("Z01", "tournament", span_of(z01, "排名很重要，考核指标都看排名。")),  # z4
     ]
     for source, code, span in codings:
-        result = invoke(runner, db, "code", "add", source, "--code", code, "--span", span)
+        result = invoke(
+            runner, db, "code", "add", source, "--code", code, "--span", span
+        )
         assert result.exit_code == 0, result.output
     connection = sqlite3.connect(db)
     with connection:
@@ -158,7 +212,14 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             connection.execute(
                 "INSERT INTO codings (source_id, start_offset, end_offset, quote, code_id, coder, origin, "
                 "status, codebook_version, created_at, updated_at) VALUES ('E01', ?, ?, ?, ?, ?, 'auto', ?, '1', 't', 't')",
-                (ranking, ranking + 26, "The ranking came out well.", code, "autocode" if status == "suggested" else "alice", status),
+                (
+                    ranking,
+                    ranking + 26,
+                    "The ranking came out well.",
+                    code,
+                    "autocode" if status == "suggested" else "alice",
+                    status,
+                ),
             )
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
@@ -177,11 +238,25 @@ def db(template_db: Path, tmp_path: Path) -> Path:
 
 PARSED = [
     pytest.param("a", CodeTerm("a"), id="single-code"),
-    pytest.param("a AND b OR c", Or((And((CodeTerm("a"), CodeTerm("b"))), CodeTerm("c"))), id="and-binds-tighter"),
-    pytest.param("a AND (b OR c)", And((CodeTerm("a"), Or((CodeTerm("b"), CodeTerm("c"))))), id="parentheses"),
-    pytest.param("NOT a AND b", And((Not(CodeTerm("a")), CodeTerm("b"))), id="not-binds-tightest"),
+    pytest.param(
+        "a AND b OR c",
+        Or((And((CodeTerm("a"), CodeTerm("b"))), CodeTerm("c"))),
+        id="and-binds-tighter",
+    ),
+    pytest.param(
+        "a AND (b OR c)",
+        And((CodeTerm("a"), Or((CodeTerm("b"), CodeTerm("c"))))),
+        id="parentheses",
+    ),
+    pytest.param(
+        "NOT a AND b", And((Not(CodeTerm("a")), CodeTerm("b"))), id="not-binds-tightest"
+    ),
     pytest.param("not not a", Not(Not(CodeTerm("a"))), id="double-not-any-case"),
-    pytest.param("(a)or(b)", Or((CodeTerm("a"), CodeTerm("b"))), id="no-spaces-around-parentheses"),
+    pytest.param(
+        "(a)or(b)",
+        Or((CodeTerm("a"), CodeTerm("b"))),
+        id="no-spaces-around-parentheses",
+    ),
 ]
 
 
@@ -202,7 +277,9 @@ BAD_EXPRESSIONS = [
 
 @pytest.mark.parametrize(("text", "message"), BAD_EXPRESSIONS)
 def test_bad_expression(text: str, message: str) -> None:
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        InputError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
         parse_expression(text)
 
 
@@ -217,14 +294,20 @@ def test_bad_expression_points_at_token() -> None:
 # Quotes by a boolean expression
 
 
-def quotes(runner: CliRunner, db: Path, expression: str, *args: str) -> list[tuple[str, str]]:
-    result = invoke(runner, db, "query", "quotes", expression, *args, "--format", "json")
+def quotes(
+    runner: CliRunner, db: Path, expression: str, *args: str
+) -> list[tuple[str, str]]:
+    result = invoke(
+        runner, db, "query", "quotes", expression, *args, "--format", "json"
+    )
     assert result.exit_code == 0, result.output
     return [(row["source_id"], row["quote"]) for row in json.loads(result.stdout)]
 
 
 def test_quotes_overlap_with_not(runner: CliRunner, db: Path) -> None:
-    found = quotes(runner, db, "strategy.reframing AND target.environment AND NOT channel.formal")
+    found = quotes(
+        runner, db, "strategy.reframing AND target.environment AND NOT channel.formal"
+    )
 
     assert found == [("E01", "the target as"), ("Z01", "环保指标是一票否决的。")]
 
@@ -240,7 +323,13 @@ def test_quotes_overlap_parent_code(runner: CliRunner, db: Path) -> None:
 
 
 def test_quotes_sentence_unit(runner: CliRunner, db: Path) -> None:
-    found = quotes(runner, db, "strategy.reframing AND target.environment AND NOT channel.formal", "--unit", "sentence")
+    found = quotes(
+        runner,
+        db,
+        "strategy.reframing AND target.environment AND NOT channel.formal",
+        "--unit",
+        "sentence",
+    )
 
     assert found == [("Z01", "环保指标是一票否决的。")]
 
@@ -257,7 +346,10 @@ def test_quotes_turn_unit(runner: CliRunner, db: Path) -> None:
 def test_quotes_metadata_filter(runner: CliRunner, db: Path) -> None:
     found = quotes(runner, db, "strategy.reframing", "--where", "level=county")
 
-    assert found == [("E02", "We reframed it again."), ("Z01", "环保指标是一票否决的。")]
+    assert found == [
+        ("E02", "We reframed it again."),
+        ("Z01", "环保指标是一票否决的。"),
+    ]
 
 
 def test_quotes_default_excludes_suggestions(runner: CliRunner, db: Path) -> None:
@@ -273,11 +365,18 @@ def test_quotes_status_option(runner: CliRunner, db: Path) -> None:
 @pytest.mark.parametrize(
     ("expression", "status", "message"),
     [
-        pytest.param("strategy.reframe AND target", 1, "Code 'strategy.reframe' not found", id="unknown-code"),
+        pytest.param(
+            "strategy.reframe AND target",
+            1,
+            "Code 'strategy.reframe' not found",
+            id="unknown-code",
+        ),
         pytest.param("strategy AND (target", 1, "missing ')'", id="unbalanced"),
     ],
 )
-def test_quotes_bad_input(runner: CliRunner, db: Path, expression: str, status: int, message: str) -> None:
+def test_quotes_bad_input(
+    runner: CliRunner, db: Path, expression: str, status: int, message: str
+) -> None:
     result = invoke(runner, db, "query", "quotes", expression)
 
     assert result.exit_code == status
@@ -359,7 +458,9 @@ def test_attributes_counts_cases(runner: CliRunner, db: Path) -> None:
 
 
 def test_attributes_by_level_rolled_up(runner: CliRunner, db: Path) -> None:
-    cells = matrix(runner, db, "attributes", "--by", "level", "--count", "sources", "--depth", "1")
+    cells = matrix(
+        runner, db, "attributes", "--by", "level", "--count", "sources", "--depth", "1"
+    )
 
     assert cells["strategy"] == {"city": 1, "county": 2, "total": 3}
     assert cells["target"] == {"city": 1, "county": 1, "total": 2}
@@ -384,13 +485,22 @@ def kwic(runner: CliRunner, db: Path, *args: str) -> list[dict[str, Any]]:
 def test_kwic_chinese_hits(runner: CliRunner, db: Path) -> None:
     hits = kwic(runner, db, "指标")
 
-    assert [(hit["source_id"], hit["offset"]) for hit in hits] == [("Z01", 7), ("Z01", 20), ("Z01", 29), ("Z01", 58)]
+    assert [(hit["source_id"], hit["offset"]) for hit in hits] == [
+        ("Z01", 7),
+        ("Z01", 20),
+        ("Z01", 29),
+        ("Z01", 58),
+    ]
 
 
 def test_kwic_chinese_context(runner: CliRunner, db: Path) -> None:
     hits = kwic(runner, db, "指标", "--width", "3")
 
-    assert (hits[1]["left"], hits[1]["keyword"], hits[1]["right"]) == ("一手，", "指标", "报低一")
+    assert (hits[1]["left"], hits[1]["keyword"], hits[1]["right"]) == (
+        "一手，",
+        "指标",
+        "报低一",
+    )
 
 
 def test_kwic_chinese_codes_at_hit(runner: CliRunner, db: Path) -> None:
@@ -413,9 +523,9 @@ def test_kwic_role_filter(runner: CliRunner, db: Path) -> None:
 def test_kwic_english_ignores_case(runner: CliRunner, db: Path) -> None:
     hits = kwic(runner, db, "THE RANKING", "--width", "5")
 
-    assert [(hit["source_id"], hit["left"], hit["keyword"], hit["right"]) for hit in hits] == [
-        ("E01", "ing. ", "The ranking", " came")
-    ]
+    assert [
+        (hit["source_id"], hit["left"], hit["keyword"], hit["right"]) for hit in hits
+    ] == [("E01", "ing. ", "The ranking", " came")]
 
 
 def test_kwic_full_width_letters(runner: CliRunner, db: Path) -> None:
@@ -438,13 +548,19 @@ def test_kwic_regex(runner: CliRunner, db: Path) -> None:
     ("args", "status", "message"),
     [
         pytest.param(["(unclosed", "--regex"], 1, "does not compile", id="bad-regex"),
-        pytest.param(["x*", "--regex"], 1, "matches the empty string", id="empty-regex"),
+        pytest.param(
+            ["x*", "--regex"], 1, "matches the empty string", id="empty-regex"
+        ),
         pytest.param(["  "], 1, "the search term is empty", id="blank-term"),
-        pytest.param(["x", "--source", "E99"], 1, "Source 'E99' not found", id="unknown-source"),
+        pytest.param(
+            ["x", "--source", "E99"], 1, "Source 'E99' not found", id="unknown-source"
+        ),
         pytest.param(["x", "--width", "0"], 2, "--width", id="zero-width"),
     ],
 )
-def test_kwic_bad_input(runner: CliRunner, db: Path, args: list[str], status: int, message: str) -> None:
+def test_kwic_bad_input(
+    runner: CliRunner, db: Path, args: list[str], status: int, message: str
+) -> None:
     result = invoke(runner, db, "query", "kwic", *args)
 
     assert result.exit_code == status
@@ -476,16 +592,26 @@ def test_export_csv_counts(runner: CliRunner, db: Path, tmp_path: Path) -> None:
 
 
 def test_export_presence_and_share(runner: CliRunner, db: Path, tmp_path: Path) -> None:
-    out = exported(runner, db, tmp_path / "m.csv", "--measure", "presence", "--measure", "share")
+    out = exported(
+        runner, db, tmp_path / "m.csv", "--measure", "presence", "--measure", "share"
+    )
     frame = pd.read_csv(out, index_col="case_id")
     characters = sql(db, "SELECT length(text) FROM sources WHERE id = 'E01'")[0][0]
 
-    assert frame["target.environment:presence"].to_dict() == {"E01": 1, "E02": 0, "Z01": 1}
+    assert frame["target.environment:presence"].to_dict() == {
+        "E01": 1,
+        "E02": 0,
+        "Z01": 1,
+    }
     # E01's environment codings cover 30 and 40 characters without overlap.
-    assert frame.loc["E01", "target.environment:share"] == pytest.approx(70 / characters)
+    assert frame.loc["E01", "target.environment:share"] == pytest.approx(
+        70 / characters
+    )
 
 
-def test_export_share_counts_overlap_once(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+def test_export_share_counts_overlap_once(
+    runner: CliRunner, db: Path, tmp_path: Path
+) -> None:
     out = exported(runner, db, tmp_path / "m.csv", "--measure", "share", "--depth", "1")
     frame = pd.read_csv(out, index_col="case_id")
     characters = sql(db, "SELECT length(text) FROM sources WHERE id = 'E01'")[0][0]
@@ -494,15 +620,27 @@ def test_export_share_counts_overlap_once(runner: CliRunner, db: Path, tmp_path:
     assert frame.loc["E01", "target"] == pytest.approx(98 / characters)
 
 
-def test_export_neutralizes_formulas_csv(runner: CliRunner, db: Path, tmp_path: Path) -> None:
-    out = exported(runner, db, tmp_path / "m.csv", "--attribute", "note", "--attribute", "interviewer")
+def test_export_neutralizes_formulas_csv(
+    runner: CliRunner, db: Path, tmp_path: Path
+) -> None:
+    out = exported(
+        runner,
+        db,
+        tmp_path / "m.csv",
+        "--attribute",
+        "note",
+        "--attribute",
+        "interviewer",
+    )
     frame = pd.read_csv(out, index_col="case_id", dtype=str)
 
     assert frame.loc["E02", "note"] == "'=1+2"
     assert frame.loc["E02", "interviewer"] == "'@admin"
 
 
-def test_export_xlsx_cells_are_text(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+def test_export_xlsx_cells_are_text(
+    runner: CliRunner, db: Path, tmp_path: Path
+) -> None:
     out = exported(runner, db, tmp_path / "m.xlsx", "--attribute", "note")
     sheet = openpyxl.load_workbook(out)["matrix"]
     header = [cell.value for cell in sheet[1]]
@@ -513,7 +651,9 @@ def test_export_xlsx_cells_are_text(runner: CliRunner, db: Path, tmp_path: Path)
     assert note.data_type == "s"
 
 
-def test_export_xlsx_numbers_stay_numbers(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+def test_export_xlsx_numbers_stay_numbers(
+    runner: CliRunner, db: Path, tmp_path: Path
+) -> None:
     out = exported(runner, db, tmp_path / "m.xlsx")
     frame = pd.read_excel(out, sheet_name="matrix", index_col="case_id")
 
@@ -521,7 +661,9 @@ def test_export_xlsx_numbers_stay_numbers(runner: CliRunner, db: Path, tmp_path:
 
 
 def test_export_stata(runner: CliRunner, db: Path, tmp_path: Path) -> None:
-    out = exported(runner, db, tmp_path / "m.dta", "--measure", "count", "--measure", "presence")
+    out = exported(
+        runner, db, tmp_path / "m.dta", "--measure", "count", "--measure", "presence"
+    )
     frame = pd.read_stata(out, index_col="case_id")
     with pd.io.stata.StataReader(out) as reader:
         labels = reader.variable_labels()
@@ -538,7 +680,9 @@ def test_export_unknown_suffix(runner: CliRunner, db: Path, tmp_path: Path) -> N
 
 
 def test_export_where_limits_cases(runner: CliRunner, db: Path, tmp_path: Path) -> None:
-    frame = pd.read_csv(exported(runner, db, tmp_path / "m.csv", "--where", "province=Hunan"))
+    frame = pd.read_csv(
+        exported(runner, db, tmp_path / "m.csv", "--where", "province=Hunan")
+    )
 
     assert list(frame["case_id"]) == ["E01", "E02"]
 
@@ -570,3 +714,33 @@ def test_stata_names_unique_and_short() -> None:
         "a.b": "a_b",
         "a_b": "a_b_2",
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        pytest.param(["cooccurrence", "--depth", "0"], 2, "--depth", id="zero-depth"),
+        pytest.param(
+            ["cooccurrence", "--code", "nope"],
+            1,
+            "Code 'nope' not found",
+            id="unknown-code",
+        ),
+        pytest.param(
+            ["attributes"], 2, "Missing option '--by'", id="attributes-without-field"
+        ),
+        pytest.param(
+            ["attributes", "--by", "level", "--count", "words"],
+            2,
+            "--count",
+            id="bad-count",
+        ),
+    ],
+)
+def test_matrix_bad_input(
+    runner: CliRunner, db: Path, args: list[str], status: int, message: str
+) -> None:
+    result = invoke(runner, db, "query", *args)
+
+    assert result.exit_code == status
+    assert message in result.stderr

@@ -59,7 +59,9 @@ def checkpoint(db: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory, make_codebook: Callable[..., Codebook]) -> Path:
+def template_db(
+    tmp_path_factory: pytest.TempPathFactory, make_codebook: Callable[..., Codebook]
+) -> Path:
     """A database with R01 imported and auto-coded by the tiny codebook, built once."""
     from qualkit.project import Project
 
@@ -94,17 +96,28 @@ def db(db_path: Path) -> Iterator[Any]:
 def codings(db_path: Path, columns: str = "*") -> list[tuple[Any, ...]]:
     connection = sqlite3.connect(db_path)
     try:
-        return connection.execute(f"SELECT {columns} FROM codings ORDER BY id").fetchall()
+        return connection.execute(
+            f"SELECT {columns} FROM codings ORDER BY id"
+        ).fetchall()
     finally:
         connection.close()
 
 
-def invoke(runner: CliRunner, db_path: Path, *args: str, coder: str = "alice") -> Result:
-    return runner.invoke(cli, ["--db", str(db_path), *args], prog_name="qualkit", env={"QUALKIT_CODER": coder})
+def invoke(
+    runner: CliRunner, db_path: Path, *args: str, coder: str = "alice"
+) -> Result:
+    return runner.invoke(
+        cli,
+        ["--db", str(db_path), *args],
+        prog_name="qualkit",
+        env={"QUALKIT_CODER": coder},
+    )
 
 
 def quote_of(db: Any, coding_id: int) -> str:
-    return db.execute("SELECT quote FROM codings WHERE id = ?", [coding_id]).fetchone()[0]
+    return db.execute("SELECT quote FROM codings WHERE id = ?", [coding_id]).fetchone()[
+        0
+    ]
 
 
 # The queue and the decisions
@@ -126,7 +139,9 @@ def test_accept_makes_coding_the_reviewers(db: Any) -> None:
     session = ReviewSession(db, "alice")
     first = session.current_id()
     session.decide("accept")
-    row = db.execute("SELECT status, coder, origin, rule FROM codings WHERE id = ?", [first]).fetchone()
+    row = db.execute(
+        "SELECT status, coder, origin, rule FROM codings WHERE id = ?", [first]
+    ).fetchone()
 
     assert row == ("accepted", "alice", "auto", "keyword ranking")
 
@@ -136,7 +151,9 @@ def test_reject_records_reviewer(db: Any) -> None:
     first = session.current_id()
     session.decide("reject")
 
-    assert db.execute("SELECT status, coder FROM codings WHERE id = ?", [first]).fetchone() == ("rejected", "alice")
+    assert db.execute(
+        "SELECT status, coder FROM codings WHERE id = ?", [first]
+    ).fetchone() == ("rejected", "alice")
 
 
 def test_recode_rejects_and_adds(db: Any) -> None:
@@ -144,10 +161,14 @@ def test_recode_rejects_and_adds(db: Any) -> None:
     first = session.current_id()
     session.decide("recode", "strategy")
     rows = db.execute(
-        "SELECT code_id, status, origin, coder FROM codings WHERE quote = ? ORDER BY id", [SENTENCES[0]]
+        "SELECT code_id, status, origin, coder FROM codings WHERE quote = ? ORDER BY id",
+        [SENTENCES[0]],
     ).fetchall()
 
-    assert rows == [("tournament", "rejected", "auto", "alice"), ("strategy", "accepted", "manual", "alice")]
+    assert rows == [
+        ("tournament", "rejected", "auto", "alice"),
+        ("strategy", "accepted", "manual", "alice"),
+    ]
     assert session.current_id() != first
 
 
@@ -177,7 +198,9 @@ def test_skip_and_back(db: Any) -> None:
     session.back()
 
     assert session.current_id() == first
-    assert db.execute("SELECT count(*) FROM codings WHERE status = 'suggested'").fetchone() == (6,)
+    assert db.execute(
+        "SELECT count(*) FROM codings WHERE status = 'suggested'"
+    ).fetchone() == (6,)
 
 
 def test_back_changes_decision(db: Any) -> None:
@@ -187,7 +210,9 @@ def test_back_changes_decision(db: Any) -> None:
     session.back()
     session.decide("reject")
 
-    assert db.execute("SELECT status FROM codings WHERE id = ?", [first]).fetchone() == ("rejected",)
+    assert db.execute(
+        "SELECT status FROM codings WHERE id = ?", [first]
+    ).fetchone() == ("rejected",)
 
 
 def test_new_session_resumes(db: Any) -> None:
@@ -229,9 +254,17 @@ def test_place_kept_per_filter(db: Any) -> None:
 
 
 def test_accept_merges_own_overlapping_coding(db: Any) -> None:
-    start = db.execute("SELECT text FROM sources").fetchone()[0].index("ranking matters")
+    start = (
+        db.execute("SELECT text FROM sources").fetchone()[0].index("ranking matters")
+    )
     with store.transaction(db):
-        own = add_coding(ChangeRecorder(db, "alice", "code add"), "R01", "tournament", start, start + 7)
+        own = add_coding(
+            ChangeRecorder(db, "alice", "code add"),
+            "R01",
+            "tournament",
+            start,
+            start + 7,
+        )
     session = ReviewSession(db, "alice")
     first = session.current_id()
     session.decide("accept")
@@ -244,16 +277,24 @@ def test_accept_merges_own_overlapping_coding(db: Any) -> None:
 def test_reject_conflicting_own_coding(db: Any) -> None:
     session = ReviewSession(db, "alice")
     first = session.current_id()
-    start, end = db.execute("SELECT start_offset, end_offset FROM codings WHERE id = ?", [first]).fetchone()
+    start, end = db.execute(
+        "SELECT start_offset, end_offset FROM codings WHERE id = ?", [first]
+    ).fetchone()
     with store.transaction(db):
-        add_coding(ChangeRecorder(db, "alice", "code add"), "R01", "tournament", start, end)
+        add_coding(
+            ChangeRecorder(db, "alice", "code add"), "R01", "tournament", start, end
+        )
     message = session.decide("reject")
 
     assert "You coded this span with tournament yourself" in message
-    assert db.execute("SELECT status FROM codings WHERE id = ?", [first]).fetchone() == ("suggested",)
+    assert db.execute(
+        "SELECT status FROM codings WHERE id = ?", [first]
+    ).fetchone() == ("suggested",)
 
 
-def test_autocode_keeps_decisions(db_path: Path, make_codebook: Callable[..., Codebook]) -> None:
+def test_autocode_keeps_decisions(
+    db_path: Path, make_codebook: Callable[..., Codebook]
+) -> None:
     from qualkit.project import Project
 
     project = Project(db_path)
@@ -295,7 +336,7 @@ def test_bulk_reject_all(runner: CliRunner, db_path: Path) -> None:
     assert {row[0] for row in codings(db_path, "status")} == {"rejected"}
 
 
-def test_bulk_without_filter_refused(runner: CliRunner, db_path: Path) -> None:
+def test_bulk_without_filter_rejected(runner: CliRunner, db_path: Path) -> None:
     result = invoke(runner, db_path, "review", "--accept")
 
     assert result.exit_code == 2
@@ -333,12 +374,28 @@ def spawn_review(db_path: Path, *args: str) -> pexpect.spawn:
     env.update(
         {
             "QUALKIT_CODER": "alice",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT), env.get("PYTHONPATH")])
+            ),
             "TERM": "xterm",
         }
     )
-    program = ["-c", "from qualkit.cli import main; main()", "--db", str(db_path), "review", *args]
-    return pexpect.spawn(sys.executable, program, env=env, encoding="utf-8", timeout=30, dimensions=(50, 120))
+    program = [
+        "-c",
+        "from qualkit.cli import main; main()",
+        "--db",
+        str(db_path),
+        "review",
+        *args,
+    ]
+    return pexpect.spawn(
+        sys.executable,
+        program,
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 120),
+    )
 
 
 def shown_coding(child: pexpect.spawn) -> int:
@@ -350,7 +407,9 @@ def shown_coding(child: pexpect.spawn) -> int:
 
 
 @pytest.fixture(scope="module")
-def screen_run(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def screen_run(
+    template_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """Accept two suggestions, reject one and quit on the screen, restart it, then undo three times."""
     db_path = tmp_path_factory.mktemp("screen") / "qualkit.db"
     shutil.copyfile(template_db, db_path)
@@ -358,27 +417,30 @@ def screen_run(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     queue = suggestion_ids(opened)
     opened.close()
     before = codings(db_path)
+
     screen = io.StringIO()
     child = spawn_review(db_path)
     child.logfile_read = screen
-    shown = []
+    shown_ids = []
     for key in "aar":
-        shown.append(shown_coding(child))
+        shown_ids.append(shown_coding(child))
         child.send(key)
-    shown.append(shown_coding(child))
+    shown_ids.append(shown_coding(child))
     child.send("q")
     child.expect("next run starts here")
     child.expect(pexpect.EOF)
     after_screen = [row[0] for row in codings(db_path, "status")]
+
     restarted = spawn_review(db_path)
     resumed = shown_coding(restarted)
     restarted.send("q")
     restarted.expect(pexpect.EOF)
+
     runner = CliRunner()
     undone = [invoke(runner, db_path, "undo") for _ in range(3)]
     return {
         "queue": queue,
-        "shown": shown,
+        "shown": shown_ids,
         "resumed": resumed,
         "screen": screen.getvalue(),
         "before": before,
@@ -397,7 +459,14 @@ def test_screen_resumes_at_fourth(screen_run: dict[str, Any]) -> None:
 
 
 def test_screen_stores_decisions(screen_run: dict[str, Any]) -> None:
-    assert screen_run["after_screen"] == ["accepted", "accepted", "rejected", "suggested", "suggested", "suggested"]
+    assert screen_run["after_screen"] == [
+        "accepted",
+        "accepted",
+        "rejected",
+        "suggested",
+        "suggested",
+        "suggested",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -406,7 +475,9 @@ def test_screen_stores_decisions(screen_run: dict[str, Any]) -> None:
         pytest.param("Definition: ", id="definition-label"),
         pytest.param("Cities compared and ranked against each other.", id="definition"),
         pytest.param("Do not use when: ", id="when-not-label"),
-        pytest.param("A single city's result without comparison.", id="when-not-to-use"),
+        pytest.param(
+            "A single city's result without comparison.", id="when-not-to-use"
+        ),
         pytest.param("The ranking matters.", id="segment"),
         pytest.param("Our ranking fell last year.", id="context"),
     ],
@@ -441,7 +512,10 @@ def test_screen_memo_recode_back(db_path: Path) -> None:
     child.expect(pexpect.EOF)
     connection = sqlite3.connect(db_path)
     memos = connection.execute("SELECT about_id, text FROM memos").fetchall()
-    recoded = connection.execute("SELECT code_id, status FROM codings WHERE quote = ? ORDER BY id", [SENTENCES[0]]).fetchall()
+    recoded = connection.execute(
+        "SELECT code_id, status FROM codings WHERE quote = ? ORDER BY id",
+        [SENTENCES[0]],
+    ).fetchall()
     connection.close()
 
     assert memos == [(str(first), "Ranking of 2015.")]

@@ -81,6 +81,133 @@ TURN_CASES = [
         ],
         id="multi-paragraph-turn",
     ),
+    pytest.param(
+        "問：指標怎麼定？\n答：省裡定。\n",
+        [("問", "interviewer", "指標怎麼定？"), ("答", "respondent", "省裡定。")],
+        id="traditional-wen-da",
+    ),
+    pytest.param(
+        "INTERVIEWER: How are targets set?\nRespondent 2: By the province.\n",
+        [
+            ("INTERVIEWER", "interviewer", "How are targets set?"),
+            ("Respondent 2", "respondent", "By the province."),
+        ],
+        id="capitals-and-numbered-label",
+    ),
+    pytest.param(
+        "Li Wei: How are targets set?\nWang Fang: By the province.\n"
+        "Li Wei: Always?\nWang Fang: Mostly.\n",
+        [
+            ("Li Wei", None, "How are targets set?"),
+            ("Wang Fang", None, "By the province."),
+            ("Li Wei", None, "Always?"),
+            ("Wang Fang", None, "Mostly."),
+        ],
+        id="recurring-names",
+    ),
+    pytest.param(
+        "李伟：指标怎么定？\n王芳：省里定。\n李伟：一直这样？\n王芳：差不多。\n",
+        [
+            ("李伟", None, "指标怎么定？"),
+            ("王芳", None, "省里定。"),
+            ("李伟", None, "一直这样？"),
+            ("王芳", None, "差不多。"),
+        ],
+        id="recurring-chinese-names",
+    ),
+    pytest.param(
+        "Interviewer: How?\nNote: asked twice.\nRespondent: Fine.\nNote: laughs.\n",
+        [
+            ("Interviewer", "interviewer", "How?\nNote: asked twice."),
+            ("Respondent", "respondent", "Fine.\nNote: laughs."),
+        ],
+        id="note-lines-not-speakers",
+    ),
+    pytest.param(
+        "Interviewer\tHow are targets set?\n\nRespondent\tBy the province.\n",
+        [
+            ("Interviewer", "interviewer", "How are targets set?"),
+            ("Respondent", "respondent", "By the province."),
+        ],
+        id="table-row-label-and-tab",
+    ),
+    pytest.param(
+        "[inaudible] at the start.\nRespondent: Fine.\n",
+        [(None, None, "[inaudible] at the start."), ("Respondent", "respondent", "Fine.")],
+        id="annotation-not-a-name",
+    ),
+    pytest.param(
+        "Interview with a county official, July 2016\n\nInterviewer: How?\nRespondent: Fine.\n",
+        [
+            (None, None, "Interview with a county official, July 2016"),
+            ("Interviewer", "interviewer", "How?"),
+            ("Respondent", "respondent", "Fine."),
+        ],
+        id="text-before-first-label",
+    ),
+]
+
+# Transcript text and the (speaker, time stamp, turn text) expected for each turn.
+TIMED_CASES = [
+    pytest.param(
+        "Interviewer: [00:07:35] How?\nRespondent: Fine.\n",
+        [("Interviewer", "00:07:35", "How?"), ("Respondent", None, "Fine.")],
+        id="bracketed-after-label",
+    ),
+    pytest.param(
+        "[00:07:35] Interviewer: How?\n[0:07:41] Respondent: Fine.\n",
+        [("Interviewer", "00:07:35", "How?"), ("Respondent", "00:07:41", "Fine.")],
+        id="bracketed-before-label",
+    ),
+    pytest.param(
+        "00:07:35.000 Interviewer: How?\n00:07:41,500 Respondent: Fine.\n",
+        [("Interviewer", "00:07:35", "How?"), ("Respondent", "00:07:41", "Fine.")],
+        id="milliseconds",
+    ),
+    pytest.param(
+        "I: How are targets set? #00:00:05-3#\n\nB: By the province. #00:00:12-0#\n",
+        [("I", "00:00:05", "How are targets set?"), ("B", "00:00:12", "By the province.")],
+        id="f4-marks-close-turns",
+    ),
+    pytest.param(
+        "[00:07:35]\nInterviewer: How?\n\n[00:07:41]\nRespondent: Fine.\n",
+        [("Interviewer", "00:07:35", "How?"), ("Respondent", "00:07:41", "Fine.")],
+        id="stamp-line-above-label",
+    ),
+    pytest.param(
+        "Li Wei (00:07:35): How?\n\nWang Fang (00:07:41): Fine.\n\nLi Wei (00:08:02): Why?\n"
+        "\nWang Fang (00:08:10): Rules.\n",
+        [
+            ("Li Wei", "00:07:35", "How?"),
+            ("Wang Fang", "00:07:41", "Fine."),
+            ("Li Wei", "00:08:02", "Why?"),
+            ("Wang Fang", "00:08:10", "Rules."),
+        ],
+        id="name-with-time-in-parentheses",
+    ),
+    pytest.param(
+        "[07:35] First part of the recording.\n[1:02:03] Second part.\n",
+        [(None, "00:07:35", "First part of the recording."), (None, "01:02:03", "Second part.")],
+        id="stamps-without-labels",
+    ),
+    pytest.param(
+        "1\n00:00:01,000 --> 00:00:04,000\nInterviewer: How are targets set?\n\n"
+        "2\n00:00:04,500 --> 00:00:07,000\nThey are set\nby the city.\n\n"
+        "3\n00:00:07,500 --> 00:00:09,000\nRespondent: By the province.\n",
+        [
+            ("Interviewer", "00:00:01", "How are targets set?"),
+            ("Interviewer", "00:00:04", "They are set\nby the city."),
+            ("Respondent", "00:00:07", "By the province."),
+        ],
+        id="srt-speaker-carried-over",
+    ),
+    pytest.param(
+        "WEBVTT\n\nNOTE made by a transcription service\n\n"
+        "00:01.000 --> 00:04.000\n<v Interviewer>How are targets set?\n\n"
+        "cue-2\n00:00:05.000 --> 00:00:07.000 align:start\n<v.loud Li Wei>By the province.</v>\n",
+        [("Interviewer", "00:00:01", "How are targets set?"), ("Li Wei", "00:00:05", "By the province.")],
+        id="vtt-voices",
+    ),
 ]
 
 TIMESTAMPED = (
@@ -292,6 +419,33 @@ def test_timestamp_before_label() -> None:
         ("Interviewer", "interviewer", "How?"),
         ("Respondent", "respondent", "Fine."),
     ]
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMED_CASES)
+def test_timed_turns_detected(text: str, expected: list[tuple[str | None, str | None, str]]) -> None:
+    turns = find_turns(text)
+
+    assert [(t.speaker, t.timestamp, text[t.start : t.end]) for t in turns] == expected
+
+
+def test_vtt_voice_role() -> None:
+    text = "WEBVTT\n\n00:01.000 --> 00:04.000\n<v Respondent>By the province.\n"
+
+    assert turn_view(text) == [("Respondent", "respondent", "By the province.")]
+
+
+def test_speaker_named_in_metadata_gets_role(project: Any, tmp_path: Path) -> None:
+    path = tmp_path / "N1.md"
+    path.write_text(
+        "---\ninterviewer: Li Wei\n---\n\nLi Wei: How?\nWang Fang: Fine.\nLi Wei: Why?\nWang Fang: Rules.\n",
+        encoding="utf-8",
+    )
+    project.import_sources([path])
+
+    roles = project.db.execute(
+        "SELECT speaker, role FROM segments WHERE kind = 'turn' ORDER BY position LIMIT 2"
+    ).fetchall()
+    assert roles == [("Li Wei", "interviewer"), ("Wang Fang", None)]
 
 
 def test_timestamp_stored_with_turn(project: Any, tmp_path: Path) -> None:

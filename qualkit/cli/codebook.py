@@ -8,7 +8,13 @@ import click
 import pandas as pd
 
 from qualkit.cli.coding import coder_option, command_name, resolve_coder
-from qualkit.cli.common import State, echo_frame, handle_errors, output_option, pass_state
+from qualkit.cli.common import (
+    State,
+    echo_frame,
+    handle_errors,
+    output_option,
+    pass_state,
+)
 
 
 @click.group()
@@ -17,7 +23,12 @@ def codebook() -> None:
 
 
 @codebook.command("show")
-@click.option("--all", "include_inactive", is_flag=True, help="Also show codes dropped from the current codebook.")
+@click.option(
+    "--all",
+    "include_inactive",
+    is_flag=True,
+    help="Also show codes dropped from the current codebook.",
+)
 @output_option
 @pass_state
 @handle_errors
@@ -36,7 +47,9 @@ def codebook_show(state: State, include_inactive: bool, output_format: str) -> N
         echo_frame(tree, output_format)
         return
     if tree.empty:
-        click.echo("No codebook is stored. Run 'qualkit codebook apply FILE' or 'qualkit autocode'.")
+        click.echo(
+            "No codebook is stored. Run 'qualkit codebook apply FILE' or 'qualkit autocode'."
+        )
         return
     click.echo(render_tree(tree))
 
@@ -58,7 +71,9 @@ def render_tree(tree: pd.DataFrame) -> str:
     header = f"{'code':<{width}}  {'sugg':>5} {'acc':>5} {'rej':>5} {'with children':>14}  label"
     lines = [header]
     for name, row in zip(names, tree.itertuples()):
-        lines.append(f"{name:<{width}}  {row.suggested:>5} {row.accepted:>5} {row.rejected:>5} {row.with_children:>14}  {row.label}")
+        lines.append(
+            f"{name:<{width}}  {row.suggested:>5} {row.accepted:>5} {row.rejected:>5} {row.with_children:>14}  {row.label}"
+        )
     return "\n".join(lines)
 
 
@@ -77,7 +92,9 @@ def _continues(depths: list[int], index: int, level: int) -> bool:
 @output_option
 @pass_state
 @handle_errors
-def codebook_check(state: State, file: str | None, strict: bool, output_format: str) -> None:
+def codebook_check(
+    state: State, file: str | None, strict: bool, output_format: str
+) -> None:
     """Validate a codebook file and the codings stored under it.
 
     FILE defaults to the project's codebook. Reports codes that would be
@@ -118,20 +135,35 @@ def codebook_diff(state: State, old: str, new: str, output_format: str) -> None:
     newer = load_codebook(resolve_codebook_path(new, base=base))
     changes = diff_codebooks(older, newer)
     if changes.empty and output_format == "table":
-        click.echo(f"No differences in codes between {older.version} and {newer.version}.")
+        click.echo(
+            f"No differences in codes between {older.version} and {newer.version}."
+        )
         return
     echo_frame(changes, output_format)
 
 
 @codebook.command("apply")
 @click.argument("file", required=False)
-@click.option("--force", is_flag=True, help="Drop codes that still have codings; the codings keep the dropped code.")
-@click.option("--dry-run", is_flag=True, help="Show what would change and change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Drop codes that still have codings; the codings keep the dropped code.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would change and change nothing."
+)
 @coder_option
 @output_option
 @pass_state
 @handle_errors
-def codebook_apply(state: State, file: str | None, force: bool, dry_run: bool, coder: str | None, output_format: str) -> None:
+def codebook_apply(
+    state: State,
+    file: str | None,
+    force: bool,
+    dry_run: bool,
+    coder: str | None,
+    output_format: str,
+) -> None:
     """Store a codebook version, carrying codings of renamed and merged codes.
 
     \b
@@ -145,13 +177,16 @@ def codebook_apply(state: State, file: str | None, force: bool, dry_run: bool, c
     from qualkit.audit import ChangeRecorder
     from qualkit.codebook import apply_codebook, plan_codebook
 
-    project = state.project()
+    project = state.project(create=not dry_run)
     loaded = project.codebook(file)
     if dry_run:
         plan = plan_codebook(project.db, loaded)
         echo_frame(plan.frame(), output_format)
         if plan.blocked and not force:
-            click.echo("Applying would be refused: dropped codes still have codings (see 'codings').", err=True)
+            click.echo(
+                "Applying would fail: dropped codes still have codings (see 'codings').",
+                err=True,
+            )
         return
     who = resolve_coder(project, coder)
     with store.transaction(project.db):
@@ -163,7 +198,10 @@ def codebook_apply(state: State, file: str | None, force: bool, dry_run: bool, c
     if not frame.empty:
         echo_frame(frame, output_format)
     carried = sum(plan.carried.values())
-    click.echo(f"Applied {loaded.id} {loaded.version}: {len(plan.changes)} code changes, {carried} codings carried.", err=True)
+    click.echo(
+        f"Applied {loaded.id} {loaded.version}: {len(plan.changes)} code changes, {carried} codings carried.",
+        err=True,
+    )
     _warn_if_config_differs(project, loaded)
 
 

@@ -27,7 +27,7 @@ def cli(ctx: click.Context, db: str | None, project_dir: str | None, verbose: in
     """Code interview transcripts and hold the evidence against panel data."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    for noisy in ("jieba",):
+    for noisy in ("jieba", "pypdf"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     ctx.obj = State(db, project_dir)
 

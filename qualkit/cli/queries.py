@@ -8,8 +8,13 @@ from typing import Any
 import click
 
 from qualkit.cli.coding import build_filter, filter_options
-from qualkit.cli.common import State, echo_frame, handle_errors, output_option, pass_state
-
+from qualkit.cli.common import (
+    State,
+    echo_frame,
+    handle_errors,
+    output_option,
+    pass_state,
+)
 
 
 def counted(**filters: Any) -> Any:
@@ -42,7 +47,10 @@ def depth_option(function: Any) -> Any:
 
 @click.group()
 def query() -> None:
-    """Ask the coded data: boolean queries, matrices, keyword in context."""
+    """Query codings: boolean queries, matrices, KWIC.
+
+    KWIC is keyword in context: every hit of a word with the text around it.
+    """
 
 
 @query.command("quotes")
@@ -52,7 +60,9 @@ def query() -> None:
 @output_option
 @pass_state
 @handle_errors
-def query_quotes_command(state: State, expression: str, unit: str, output_format: str, **filters: Any) -> None:
+def query_quotes_command(
+    state: State, expression: str, unit: str, output_format: str, **filters: Any
+) -> None:
     """Retrieve quotes where a boolean code expression holds.
 
     \b
@@ -68,7 +78,10 @@ def query_quotes_command(state: State, expression: str, unit: str, output_format
     from qualkit.queries import query_quotes
 
     filters.pop("codes", None)
-    echo_frame(query_quotes(state.project().db, expression, counted(**filters), unit=unit), output_format)
+    echo_frame(
+        query_quotes(state.project().db, expression, counted(**filters), unit=unit),
+        output_format,
+    )
 
 
 @query.command("cooccurrence")
@@ -78,7 +91,9 @@ def query_quotes_command(state: State, expression: str, unit: str, output_format
 @output_option
 @pass_state
 @handle_errors
-def cooccurrence_command(state: State, unit: str, depth: int | None, output_format: str, **filters: Any) -> None:
+def cooccurrence_command(
+    state: State, unit: str, depth: int | None, output_format: str, **filters: Any
+) -> None:
     """Print the code-by-code co-occurrence matrix.
 
     \b
@@ -89,41 +104,95 @@ def cooccurrence_command(state: State, unit: str, depth: int | None, output_form
     """
     from qualkit.queries import cooccurrence
 
-    matrix = cooccurrence(state.project().db, counted(**filters), unit=unit, depth=depth)
+    matrix = cooccurrence(
+        state.project().db, counted(**filters), unit=unit, depth=depth
+    )
     echo_frame(matrix.reset_index(), output_format)
 
 
 @query.command("attributes")
-@click.option("--by", "field", required=True, help="Metadata field for the columns, e.g. province or level.")
-@click.option("--count", type=click.Choice(["codings", "sources", "cases"]), default="codings", show_default=True, help="What a cell counts.")
+@click.option(
+    "--by",
+    "field",
+    required=True,
+    help="Metadata field for the columns, e.g. province or level.",
+)
+@click.option(
+    "--count",
+    type=click.Choice(["codings", "sources", "cases"]),
+    default="codings",
+    show_default=True,
+    help="What a cell counts.",
+)
 @depth_option
 @filter_options()
 @output_option
 @pass_state
 @handle_errors
-def attributes_command(state: State, field: str, count: str, depth: int | None, output_format: str, **filters: Any) -> None:
+def attributes_command(
+    state: State,
+    field: str,
+    count: str,
+    depth: int | None,
+    output_format: str,
+    **filters: Any,
+) -> None:
     """Print a codes-by-metadata matrix, e.g. codes by province.
 
     Codings count only when accepted, unless --status says otherwise.
     """
     from qualkit.queries import code_by_attribute
 
-    matrix = code_by_attribute(state.project().db, field, counted(**filters), count=count, depth=depth)
+    matrix = code_by_attribute(
+        state.project().db, field, counted(**filters), count=count, depth=depth
+    )
     echo_frame(matrix.reset_index(), output_format)
 
 
 @query.command("kwic")
 @click.argument("term")
-@click.option("--width", type=click.IntRange(min=1), default=30, show_default=True, help="Characters of context on each side.")
+@click.option(
+    "--width",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Characters of context on each side.",
+)
 @click.option("--regex", is_flag=True, help="TERM is a Python regular expression.")
-@click.option("--role", "roles", multiple=True, type=click.Choice(["interviewer", "respondent"]), help="Only hits in turns of this role.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["interviewer", "respondent"]),
+    help="Only hits in turns of this role.",
+)
 @click.option("--source", "sources", multiple=True, help="Source id. Repeatable.")
-@click.option("--where", "where", multiple=True, metavar="FIELD=VALUE[,VALUE]", help="Metadata filter. Repeatable.")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["suggested", "accepted", "rejected"]), help="Codings listed with each hit. Default: accepted.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE[,VALUE]",
+    help="Metadata filter. Repeatable.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["suggested", "accepted", "rejected"]),
+    help="Codings listed with each hit. Default: accepted.",
+)
 @output_option
 @pass_state
 @handle_errors
-def kwic_command(state: State, term: str, width: int, regex: bool, roles: tuple[str, ...], output_format: str, **filters: Any) -> None:
+def kwic_command(
+    state: State,
+    term: str,
+    width: int,
+    regex: bool,
+    roles: tuple[str, ...],
+    output_format: str,
+    **filters: Any,
+) -> None:
     """Show every occurrence of TERM in its context.
 
     Matching ignores case and full-width forms and works inside Chinese
@@ -131,7 +200,14 @@ def kwic_command(state: State, term: str, width: int, regex: bool, roles: tuple[
     """
     from qualkit.queries import keyword_in_context
 
-    found = keyword_in_context(state.project().db, term, width=width, regex=regex, selection=counted(**filters), roles=roles)
+    found = keyword_in_context(
+        state.project().db,
+        term,
+        width=width,
+        regex=regex,
+        selection=counted(**filters),
+        roles=roles,
+    )
     echo_frame(found, output_format)
 
 
@@ -142,14 +218,38 @@ def export() -> None:
 
 @export.command("matrix")
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--measure", "measures", multiple=True, type=click.Choice(["presence", "count", "share"]), help="Value of each cell; repeat for several. Default: count.")
-@click.option("--attribute", "attributes", multiple=True, help="Front matter field to add as a column. Repeatable.")
-@click.option("--format", "file_format", type=click.Choice(["csv", "xlsx", "dta"]), help="File format. Default: from the suffix of OUT.")
+@click.option(
+    "--measure",
+    "measures",
+    multiple=True,
+    type=click.Choice(["presence", "count", "share"]),
+    help="Value of each cell; repeat for several. Default: count.",
+)
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    help="Front matter field to add as a column. Repeatable.",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "xlsx", "dta"]),
+    help="File format. Default: from the suffix of OUT.",
+)
 @depth_option
 @filter_options()
 @pass_state
 @handle_errors
-def export_matrix_command(state: State, out: str, measures: tuple[str, ...], attributes: tuple[str, ...], file_format: str | None, depth: int | None, **filters: Any) -> None:
+def export_matrix_command(
+    state: State,
+    out: str,
+    measures: tuple[str, ...],
+    attributes: tuple[str, ...],
+    file_format: str | None,
+    depth: int | None,
+    **filters: Any,
+) -> None:
     """Write the case-by-code matrix to CSV, Excel or Stata.
 
     \b
@@ -164,7 +264,13 @@ def export_matrix_command(state: State, out: str, measures: tuple[str, ...], att
     from qualkit.quantitize import case_code_matrix, export_matrix
 
     matrix = case_code_matrix(
-        state.project().db, counted(**filters), measures=measures or ("count",), depth=depth, attributes=attributes
+        state.project().db,
+        counted(**filters),
+        measures=measures or ("count",),
+        depth=depth,
+        attributes=attributes,
     )
     path = export_matrix(matrix, out, file_format)
-    click.echo(f"Wrote {path}: {len(matrix.frame)} cases, {len(matrix.frame.columns)} columns.")
+    click.echo(
+        f"Wrote {path}: {len(matrix.frame)} cases, {len(matrix.frame.columns)} columns."
+    )

@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from qualkit.cli.coding import build_filter, coder_option, command_name, filter_options, resolve_coder
+from qualkit.cli.coding import (
+    build_filter,
+    coder_option,
+    command_name,
+    filter_options,
+    resolve_coder,
+)
 from qualkit.cli.common import State, handle_errors, pass_state
 
 KEYS = (
@@ -27,14 +33,35 @@ KEY_LINE = "  ".join(f"[{key}] {name}" for key, name in KEYS)
 
 
 @click.command()
-@filter_options(coder=False)
-@click.option("--accept", "decision", flag_value="accept", help="Accept every suggestion the filters take, without the screen.")
-@click.option("--reject", "decision", flag_value="reject", help="Reject every suggestion the filters take, without the screen.")
-@click.option("--all", "take_all", is_flag=True, help="Let --accept or --reject take every suggestion when no filter is given.")
+@filter_options(coder=False, status=False)
+@click.option(
+    "--accept",
+    "decision",
+    flag_value="accept",
+    help="Accept every suggestion the filters take, without the screen.",
+)
+@click.option(
+    "--reject",
+    "decision",
+    flag_value="reject",
+    help="Reject every suggestion the filters take, without the screen.",
+)
+@click.option(
+    "--all",
+    "take_all",
+    is_flag=True,
+    help="Let --accept or --reject take every suggestion when no filter is given.",
+)
 @coder_option
 @pass_state
 @handle_errors
-def review(state: State, decision: str | None, take_all: bool, coder: str | None, **filters: Any) -> None:
+def review(
+    state: State,
+    decision: str | None,
+    take_all: bool,
+    coder: str | None,
+    **filters: Any,
+) -> None:
     """Accept or reject auto-coding suggestions, one key each.
 
     \b
@@ -50,7 +77,6 @@ def review(state: State, decision: str | None, take_all: bool, coder: str | None
     from qualkit import store
     from qualkit.review import ReviewSession, bulk_decide
 
-    filters.pop("statuses", None)
     selection = build_filter(**filters)
     project = state.project()
     who = resolve_coder(project, coder)
@@ -61,12 +87,16 @@ def review(state: State, decision: str | None, take_all: bool, coder: str | None
                 "such as --code or --source, or pass --all."
             )
         with store.transaction(project.db):
-            batch, changes = bulk_decide(project.db, who, decision, selection, command=command_name())
+            batch, changes = bulk_decide(
+                project.db, who, decision, selection, command=command_name()
+            )
         verb = "accepted" if decision == "accept" else "rejected"
         merged = sum(1 for change in changes if change.absorbed)
         click.echo(f"{len(changes)} suggestions {verb} (batch {batch}).")
         if merged:
-            click.echo(f"{merged} of them merged with your overlapping codings of the same code.")
+            click.echo(
+                f"{merged} of them merged with your overlapping codings of the same code."
+            )
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise click.UsageError(
@@ -96,7 +126,9 @@ def run_screen(session: Any) -> None:
             key = "q"
         if key == "q":
             session.save()
-            console.print(f"Stopped. {session.decided} decided in this session; the next run starts here.")
+            console.print(
+                f"Stopped. {session.decided} decided in this session; the next run starts here."
+            )
             return
         handle_key(console, session, key)
 
@@ -147,9 +179,16 @@ def draw_item(console: Any, session: Any) -> None:
     console.clear()
     item = session.item()
     coding_id = session.current_id()
-    console.print(Text(f"Suggestion {session.index + 1} of {session.total}  ·  coding #{coding_id} ", style="bold"))
+    console.print(
+        Text(
+            f"Suggestion {session.index + 1} of {session.total}  ·  coding #{coding_id} ",
+            style="bold",
+        )
+    )
     if item is None:
-        console.print(f"Coding #{coding_id} no longer exists: it was merged into another coding.")
+        console.print(
+            f"Coding #{coding_id} no longer exists: it was merged into another coding."
+        )
         _draw_footer(console, session)
         return
     coding = item.coding
@@ -169,7 +208,9 @@ def draw_item(console: Any, session: Any) -> None:
     console.print(Panel(body, title="Segment", title_align="left"))
     console.print(_code_text(item, coding))
     if coding["status"] != "suggested":
-        console.print(Text(f"Decided: {coding['status']} by {coding['coder']}", style="yellow"))
+        console.print(
+            Text(f"Decided: {coding['status']} by {coding['coder']}", style="yellow")
+        )
     _draw_footer(console, session)
 
 
@@ -183,7 +224,11 @@ def _code_text(item: Any, coding: dict[str, Any]) -> Any:
         text.append(f"  {code['label']}")
     if coding.get("rule"):
         text.append(f"   (rule: {coding['rule']})", style="dim")
-    for label, name in (("Definition", "definition"), ("Use when", "when_to_use"), ("Do not use when", "when_not_to_use")):
+    for label, name in (
+        ("Definition", "definition"),
+        ("Use when", "when_to_use"),
+        ("Do not use when", "when_not_to_use"),
+    ):
         if code.get(name):
             text.append(f"\n{label}: ", style="bold")
             text.append(code[name])
@@ -203,7 +248,12 @@ def draw_end(console: Any, session: Any) -> None:
     from rich.text import Text
 
     console.clear()
-    console.print(Text(f"End of the queue: {session.total} suggestions, {session.decided} decided in this session.", style="bold"))
+    console.print(
+        Text(
+            f"End of the queue: {session.total} suggestions, {session.decided} decided in this session.",
+            style="bold",
+        )
+    )
     if session.message:
         console.print(Text(session.message, style="green"))
     console.print(Text("[b] back  [q] quit", style="bold"))

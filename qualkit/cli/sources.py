@@ -21,9 +21,16 @@ from qualkit.sources import ImportResult, find_transcripts, run_import
     help="CSV of interviews: id, province, level, date, language, file, ...",
 )
 @click.option(
+    "--manifest-encoding",
+    metavar="CODEC",
+    help="Encoding of the manifest CSV, as a Python codec name. Default: detected.",
+)
+@click.option(
     "--encoding",
+    metavar="CODEC",
     help="Encoding of .txt, .md, .srt, .vtt and .rtf files, as a Python codec name "
-    "(gb18030, big5, cp1252, utf-16). Default: detected.",
+    "(gb18030, big5, cp1252, utf-16). Default: detected, and for RTF the code page "
+    "the file declares.",
 )
 @click.option("--id", "source_id", help="Interview id of the one file imported.")
 @click.option("--province", help="Province of the interviews imported.")
@@ -41,6 +48,7 @@ def import_command(
     state: State,
     paths: tuple[str, ...],
     manifest: str | None,
+    manifest_encoding: str | None,
     encoding: str | None,
     source_id: str | None,
     province: str | None,
@@ -63,11 +71,12 @@ def import_command(
         files = find_transcripts(paths)
     except QualkitError as error:
         raise click.BadParameter(str(error), param_hint="PATHS") from None
-    if encoding is not None:
-        try:
-            check_encoding_name(encoding)
-        except QualkitError as error:
-            raise click.BadParameter(str(error), param_hint="--encoding") from None
+    for option, value in (("--encoding", encoding), ("--manifest-encoding", manifest_encoding)):
+        if value is not None:
+            try:
+                check_encoding_name(value)
+            except QualkitError as error:
+                raise click.BadParameter(str(error), param_hint=option) from None
     options = {"id": source_id, "province": province, "level": level, "date": date, "language": language}
     project = state.project(create=True)
     _check_options(options, len(files), project.levels)
@@ -77,6 +86,7 @@ def import_command(
                 project.db,
                 files,
                 manifest=manifest,
+                manifest_encoding=manifest_encoding,
                 levels=project.levels,
                 progress=update,
                 encoding=encoding,
@@ -93,11 +103,11 @@ def import_command(
 
 
 def _check_options(options: dict[str, str | None], count: int, levels: tuple[str, ...]) -> None:
-    given = {key: value for key, value in options.items() if value}
-    if "id" in given and count != 1:
+    supplied = {key: value for key, value in options.items() if value}
+    if "id" in supplied and count != 1:
         raise click.UsageError(f"--id names one interview, but {count} files were given.")
     try:
-        clean_metadata(given, path=None, levels=levels)
+        clean_metadata(supplied, path=None, levels=levels)
     except QualkitError as error:
         raise click.UsageError(str(error)) from None
 

@@ -1,4 +1,4 @@
-"""What every reader returns, and the errors they share."""
+"""The document type that every reader returns, and the errors the readers share."""
 
 from __future__ import annotations
 

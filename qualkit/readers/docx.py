@@ -2,10 +2,11 @@
 
 The body is read in document order: paragraphs (headings included), and
 tables row by row with the cells of a row joined by tabs. Blocks are
-separated by a blank line. Comments, footnotes, headers and footers are
-left out. Tracked changes are read as if accepted: inserted text is kept
-and deleted text is dropped, which is what Word shows with markup hidden.
-Each of these is reported as a warning.
+separated by a blank line. Headers, footers, text boxes and the table of
+contents are left out, and so are comments and footnotes, with a warning.
+Tracked changes are read as if accepted, with a warning: inserted text is
+kept and deleted text is dropped, which is what Word shows with markup
+hidden.
 """
 
 from __future__ import annotations
@@ -87,12 +88,17 @@ def _blocks(container: object, skipped: _Skipped) -> Iterator[str]:
             yield _inline_text(child, skipped)
         elif tag == f"{_W}tbl":
             yield from _table_rows(child, skipped)
-        elif tag == f"{_W}sdt":
+        elif tag == f"{_W}sdt" and not _is_table_of_contents(child):
             content = child.find(f"{_W}sdtContent")
             if content is not None:
                 yield from _blocks(content, skipped)
         elif tag == f"{_W}customXml":
             yield from _blocks(child, skipped)
+
+
+def _is_table_of_contents(control: object) -> bool:
+    gallery = control.find(f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery")
+    return gallery is not None and gallery.get(f"{_W}val") == "Table of Contents"
 
 
 def _table_rows(table: object, skipped: _Skipped) -> Iterator[str]:

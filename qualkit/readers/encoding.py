@@ -7,8 +7,8 @@ Order of decisions:
 3. Bytes that are valid UTF-8 are UTF-8 (ASCII included).
 4. Otherwise charset-normalizer ranks the possible readings. Chinese
    encodings (GB18030, which reads GBK and GB2312, and Big5) are accepted
-   when one reading is clearly best and matches a language. Windows-1252 is
-   accepted when it reads the bytes as plausible Western text.
+   when no other reading scores as well. Windows-1252 is accepted when it
+   reads the bytes as plausible Western text.
 5. Anything else raises ``TranscriptError`` naming the likeliest encoding,
    because a wrong guess would store mojibake that every later offset and
    quote is built on.
@@ -47,9 +47,6 @@ _FAMILY = {
 # garbled a reading looks, coherence how well its letters fit a language.
 _CHAOS_TIE = 0.01
 _COHERENCE_TIE = 0.05
-# A Chinese reading must fit a language at least this well. Short runs of
-# East Asian bytes decode cleanly in several encodings that all score 0.
-_MIN_CJK_COHERENCE = 0.05
 
 # Characters outside ASCII that English transcripts saved as Windows-1252
 # contain: typographic punctuation, common symbols and the letters of
@@ -175,16 +172,16 @@ def _chinese_encoding(matches: list[Any], best: Any, path: str | Path) -> str:
             fix=f"Import it again with --encoding {best.encoding} if that is right, "
             "or save it as UTF-8.",
         )
+    # Short runs of East Asian bytes often decode cleanly in several
+    # encodings, which then score alike.
     rivals = [match for match in plausible if str(match) != str(chosen)]
-    if rivals or chosen.coherence < _MIN_CJK_COHERENCE:
-        other = rivals[0].encoding if rivals else "other East Asian encodings"
+    if rivals:
         raise TranscriptError(
-            f"the encoding could not be determined with confidence: {chosen.encoding} "
-            f"and {other} read the file as different text, and neither is clearly "
-            "Chinese (short files often are ambiguous).",
+            "the encoding could not be determined with confidence: several encodings "
+            f"read the file as different text (possible: {', '.join(_candidates(matches))}).",
             path=path,
-            fix=f"Import it again with --encoding {_family(chosen)} if that is right, "
-            "or save the file as UTF-8.",
+            fix="Import it again with --encoding NAME, naming the encoding the file was "
+            "saved in, or save it as UTF-8.",
         )
     return _family(chosen)
 
