@@ -7,18 +7,22 @@ never touches a coding a coder has accepted, rejected or made by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from qualkit.codebook import Codebook
 from qualkit.errors import QualkitError
 from qualkit.nlp import add_words_to_segmenter, load_pipeline
-from qualkit.rules import Match, RuleSet
 from qualkit.store import utc_now
+
+if TYPE_CHECKING:
+    from qualkit.rules import Match, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,8 @@ def _fingerprint_stored(db: sqlite_utils.Database, source_id: str) -> str | None
 def _rule_set(
     cache: dict[str, RuleSet], codebook: Codebook, language: str, options: AutocodeOptions
 ) -> RuleSet:
+    from qualkit.rules import RuleSet
+
     nlp = load_pipeline(language, options.model)
     if language == "zh":
         words = [
@@ -158,7 +164,7 @@ def _suggestions(
             if _excluded(text[unit[0] : unit[1]], rules.excludes.get(match.code_id, ())):
                 continue
             key = (unit[0], unit[1], match.code_id)
-            located = Match(match.code_id, start, end, match.rule)
+            located = dataclasses.replace(match, start=start, end=end)
             if key not in spans or located.start < spans[key].start:
                 spans[key] = located
     return spans

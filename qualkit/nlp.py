@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import re
-
-import spacy
-from spacy.language import Language
+from typing import TYPE_CHECKING
 
 from qualkit.errors import QualkitError
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ def load_pipeline(language: str, model: str | None = None) -> Language:
     ``model`` names an installed trained pipeline (``en_core_web_sm``) to use
     instead of the blank one.
     """
+    # spaCy takes about a second to import; commands that never tokenize skip it.
+    import spacy
+
     if language not in LANGUAGES:
         raise QualkitError(
             f"Unsupported language {language!r}. Use one of: {', '.join(LANGUAGES)}."
