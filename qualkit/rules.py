@@ -105,16 +105,29 @@ def _rewrite_lemma(token: dict[str, Any]) -> dict[str, Any]:
 
 
 class RuleSet:
-    """The compiled rules of a codebook for one language."""
+    """The compiled rules of a codebook for one language.
+
+    Token patterns run only on sentences that hold one of their anchor words
+    (a word a pattern cannot match without), found first by a PhraseMatcher;
+    a regular expression runs only on text that holds its longest required
+    literal. Both filters skip work that cannot produce a hit, so the results
+    are the same as running every rule everywhere, except that a token pattern
+    with an anchor no longer matches across a sentence boundary, and that the
+    literal check compares lower-cased text, so a regular expression that
+    matches only through Unicode case folding (the Kelvin sign for "k") is
+    skipped.
+    """
 
     def __init__(self, codebook: Codebook, nlp: Language, language: str) -> None:
         self.language = language
         self.nlp = nlp
         self.phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self.tokens = Matcher(nlp.vocab)
-        self.regexes: list[tuple[str, re.Pattern[str], str]] = []
+        self.anchored = Matcher(nlp.vocab)
+        self.unanchored = Matcher(nlp.vocab)
+        self.anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.regexes: list[tuple[str, re.Pattern[str], str, str | None]] = []
         self.excludes: dict[str, tuple[str, ...]] = {}
-        self.keyword_of: dict[tuple[str, str], str] = {}
+        anchor_words: set[str] = set()
         for code in codebook.codes.values():
             rules = code.rules.get(language)
             if rules is None or rules.is_empty():
@@ -122,10 +135,20 @@ class RuleSet:
             self.excludes[code.id] = tuple(x.lower() for x in code.exclude)
             self._add_keywords(code.id, rules.keywords)
             for index, pattern in enumerate(rules.patterns):
-                self.tokens.add(f"{code.id}|pattern {index + 1}", [[_rewrite_lemma(t) for t in pattern]])
+                rewritten = [_rewrite_lemma(token) for token in pattern]
+                key = f"{code.id}|pattern {index + 1}"
+                words = _anchor_words(rewritten)
+                if words:
+                    self.anchored.add(key, [rewritten])
+                    anchor_words |= words
+                else:
+                    self.unanchored.add(key, [rewritten])
             for expression in rules.regex:
                 compiled = re.compile(expression, re.IGNORECASE)
-                self.regexes.append((code.id, compiled, f"regex {expression}"))
+                literal = required_literal(expression)
+                self.regexes.append((code.id, compiled, f"regex {expression}", literal))
+        if anchor_words:
+            self.anchors.add("anchor", [nlp.make_doc(word) for word in sorted(anchor_words)])
 
     def _add_keywords(self, code_id: str, keywords: tuple[str, ...]) -> None:
         for keyword in keywords:
@@ -138,7 +161,9 @@ class RuleSet:
 
     def is_empty(self) -> bool:
         """Return True when no code has rules in this language."""
-        return not (len(self.phrases) or len(self.tokens) or self.regexes)
+        return not (
+            len(self.phrases) or len(self.anchored) or len(self.unanchored) or self.regexes
+        )
 
     def match(self, doc: Doc) -> list[Match]:
         """Return every rule hit in ``doc``, offsets relative to ``doc.text``."""
@@ -149,11 +174,11 @@ class RuleSet:
             hits.extend(self._phrase_hits(_char_doc(self.nlp, text.lower())))
         else:
             hits.extend(self._phrase_hits(doc))
-        token_hits = self.tokens(doc) if len(self.tokens) else []
-        for key, start, end in token_hits:
-            code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
-            hits.append(Match(code_id, doc[start].idx, doc[end - 1].idx + len(doc[end - 1]), rule))
-        for code_id, expression, rule in self.regexes:
+        hits.extend(self._pattern_hits(doc))
+        lowered = text.lower()
+        for code_id, expression, rule, literal in self.regexes:
+            if literal is not None and literal not in lowered:
+                continue
             for found in expression.finditer(text):
                 hits.append(Match(code_id, found.start(), found.end(), rule))
         return hits
@@ -165,6 +190,71 @@ class RuleSet:
             span = doc[start:end]
             hits.append(Match(code_id, span.start_char, span.end_char, rule))
         return hits
+
+    def _pattern_hits(self, doc: Doc) -> list[Match]:
+        found: list[tuple[int, int, int]] = []
+        if len(self.unanchored):
+            found.extend(self.unanchored(doc))
+        if len(self.anchored):
+            sentences = {}
+            for _, start, _ in self.anchors(doc):
+                sentence = doc[start].sent
+                sentences[sentence.start] = sentence
+            for sentence in sentences.values():
+                for key, start, end in self.anchored(sentence):
+                    found.append((key, sentence.start + start, sentence.start + end))
+        hits = []
+        for key, start, end in found:
+            code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
+            span = doc[start:end]
+            hits.append(Match(code_id, span.start_char, span.end_char, rule))
+        return hits
+
+
+def _anchor_words(pattern: list[dict[str, Any]]) -> set[str]:
+    """Return the words of the pattern's first token that must always match.
+
+    Only a token without an operator (or with "+") constrained by LOWER,
+    ORTH or TEXT to literal strings qualifies; an empty set means the
+    pattern has no anchor and must run on every token.
+    """
+    for token in pattern:
+        if token.get("OP", "1") not in ("1", "+"):
+            continue
+        for attribute in ("LOWER", "ORTH", "TEXT"):
+            value = token.get(attribute)
+            if isinstance(value, str):
+                return {value.lower()}
+            if isinstance(value, dict) and set(value) == {"IN"}:
+                return {str(item).lower() for item in value["IN"]}
+    return set()
+
+
+def required_literal(expression: str) -> str | None:
+    """Return the longest literal text every match of ``expression`` contains.
+
+    Uses the standard library's regular expression parser; returns None when
+    the expression has no such literal of three or more characters (a top
+    level alternation, for example), or cannot be analysed.
+    """
+    try:
+        from re import _constants as constants
+        from re import _parser as parser
+    except ImportError:  # pragma: no cover - Python 3.10 names
+        import sre_constants as constants  # type: ignore[no-redef]
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(expression, re.IGNORECASE)
+    except (re.error, RecursionError):
+        return None
+    best, run = "", ""
+    for op, argument in parsed:
+        if op is constants.LITERAL:
+            run += chr(argument).lower()
+            best = max(best, run, key=len)
+        else:
+            run = ""
+    return best if len(best) >= 3 else None
 
 
 def _char_doc(nlp: Language, text: str) -> Doc:
