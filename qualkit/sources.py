@@ -439,37 +439,35 @@ def store_segments(
     db.execute("DELETE FROM segments WHERE source_id = ?", [source_id])
     nlp = load_pipeline(language, model)
     sentence_position = 0
+    # Plain statements: sqlite-utils' insert() inspects the table on every
+    # call, which costs more than the tokenizer on long transcripts.
     for position, (turn, doc) in enumerate(
         zip(turns, nlp.pipe(text[t.start : t.end] for t in turns))
     ):
-        turn_id = db["segments"].insert(
-            {
-                "source_id": source_id,
-                "kind": turn.kind,
-                "position": position,
-                "start_offset": turn.start,
-                "end_offset": turn.end,
-                "speaker": turn.speaker,
-                "role": turn.role,
-                "timestamp": turn.timestamp,
-            }
-        ).last_pk
+        turn_id = db.execute(
+            "INSERT INTO segments (source_id, kind, position, start_offset, end_offset, "
+            "speaker, role, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [source_id, turn.kind, position, turn.start, turn.end, turn.speaker, turn.role, turn.timestamp],
+        ).lastrowid
         rows = []
         for start, end in sentence_spans(doc):
             rows.append(
-                {
-                    "source_id": source_id,
-                    "kind": "sentence",
-                    "position": sentence_position,
-                    "parent_id": turn_id,
-                    "start_offset": turn.start + start,
-                    "end_offset": turn.start + end,
-                    "speaker": turn.speaker,
-                    "role": turn.role,
-                }
+                (
+                    source_id,
+                    sentence_position,
+                    turn_id,
+                    turn.start + start,
+                    turn.start + end,
+                    turn.speaker,
+                    turn.role,
+                )
             )
             sentence_position += 1
-        db["segments"].insert_all(rows)
+        db.conn.executemany(
+            "INSERT INTO segments (source_id, kind, position, parent_id, start_offset, "
+            "end_offset, speaker, role) VALUES (?, 'sentence', ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def sentence_spans(doc: Any) -> list[tuple[int, int]]:
