@@ -272,6 +272,12 @@ def reanchor_codings(
     return result
 
 
+def _in_word(char: str) -> bool:
+    # Chinese has no spaces between words, so widening over ideographs would
+    # swallow the whole clause; only alphabetic scripts are widened.
+    return char.isalnum() and ord(char) < 0x2E80
+
+
 def _estimated_span(
     db: sqlite_utils.Database,
     source_id: str,
@@ -282,6 +288,12 @@ def _estimated_span(
 ) -> tuple[tuple[int, int], str]:
     first = mapping.start_position(start)
     last = mapping.end_position(end)
+    # A diff inside a changed word can land mid-word ("provincia|l officials");
+    # a flagged span shows whole words.
+    while 0 < first < len(new) and _in_word(new[first - 1]) and _in_word(new[first]):
+        first -= 1
+    while 0 < last < len(new) and _in_word(new[last - 1]) and _in_word(new[last]):
+        last += 1
     while first < last and new[first].isspace():
         first += 1
     while last > first and new[last - 1].isspace():

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,29 @@ DEFAULT_LEVELS = ("province", "city", "county", "township")
 LANGUAGES = ("en", "zh")
 # The manifest column that names an interview's transcript file.
 FILE_COLUMN = "file"
+
+
+# Ids become command-line arguments and file names in exports, so they are
+# limited to letters, digits, '.', '_' and '-' (any script's letters).
+_VALID_ID = re.compile(r"^[\w.\-]+$")
+
+
+def _check_id(name: str, value: Any, text: str, path: str | Path | None, line: int | None) -> None:
+    if not isinstance(value, str):
+        # YAML reads 0123 as the number 83 and 1.10 as 1.1.
+        raise TranscriptError(
+            f"{name} {text!r} was read as a {type(value).__name__}, not as text.",
+            path=path,
+            line=line,
+            fix=f'Quote it, for example {name}: "0123".',
+        )
+    if not _VALID_ID.match(text) or text in (".", ".."):
+        raise TranscriptError(
+            f"{name} {text!r} has characters other than letters, digits, '.', '_' and '-'.",
+            path=path,
+            line=line,
+            fix="Use an id such as G16S011.",
+        )
 
 
 def clean_metadata(
@@ -53,6 +77,8 @@ def clean_metadata(
         if value is None or str(value).strip() == "":
             continue
         text = value.isoformat() if isinstance(value, dt.date) else str(value).strip()
+        if name in ("id", "case"):
+            _check_id(name, value, text, path, lines.get(name))
         if name in ("id", "case", *CASE_FIELDS):
             metadata[name] = text
         else:

@@ -99,6 +99,7 @@ class _Parser:
     """
 
     def __init__(self, text: str) -> None:
+        self.depth = 0
         self.text = text
         self.tokens = [(m.group(0), m.start()) for m in TOKEN.finditer(text)]
         self.index = 0
@@ -154,10 +155,19 @@ class _Parser:
             raise self.fail("the query ends where a code or '(' is expected")
         if token.upper() == "NOT":
             self.take()
-            return Not(self.factor())
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.fail(f"NOT and parentheses nested deeper than {MAX_NESTING} levels")
+            node = Not(self.factor())
+            self.depth -= 1
+            return node
         if token == "(":
             self.take()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.fail(f"parentheses nested deeper than {MAX_NESTING} levels")
             node = self.expression()
+            self.depth -= 1
             if self.peek() != ")":
                 raise self.fail("missing ')'")
             self.take()
@@ -166,6 +176,11 @@ class _Parser:
             raise self.fail(f"expected a code id or '(' but found {token!r}")
         self.take()
         return CodeTerm(token)
+
+
+# Each level of parentheses costs Python stack frames; this keeps a hostile
+# query from reaching Python's recursion limit.
+MAX_NESTING = 50
 
 
 def parse_expression(text: str) -> Any:

@@ -363,6 +363,10 @@ def _store_source(
     if _case_row(db, item.case_id) != before and before is not None:
         result.metadata_changed = True
     language = _case_language(db, item.case_id) or detect_language(text)
+    # A detected language belongs to the case too, so matrices and filters see it.
+    db.execute(
+        "UPDATE cases SET language = ? WHERE id = ? AND language IS NULL", [language, item.case_id]
+    )
     attributes = json.dumps(item.metadata.get("attributes", {}), ensure_ascii=False, sort_keys=True)
     for warning in item.transcript.warnings:
         result.warnings.append(f"{path.name}: {warning}")

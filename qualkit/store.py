@@ -316,10 +316,25 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """Run the block as one transaction: all of its writes land, or none do.
 
-    Nested blocks become savepoints (sqlite-utils' ``atomic``).
+    The outermost block starts with ``BEGIN IMMEDIATE``, so it takes the
+    write lock at once and waits (up to the busy timeout) for another
+    process to finish. A deferred transaction would instead fail with
+    "database is locked" when it first writes. Nested blocks become
+    savepoints (sqlite-utils' ``atomic``).
     """
-    with db.atomic():
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
         yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        raise
+    else:
+        db.conn.commit()
 
 
 def touch(db: sqlite_utils.Database) -> None:
@@ -330,7 +345,8 @@ def touch(db: sqlite_utils.Database) -> None:
 def content_hash(db: sqlite_utils.Database) -> str:
     """Return a SHA-256 digest of every research table's rows, in key order.
 
-    Timestamps are left out, so the digest changes only when the data does.
+    Timestamps and file paths are left out, so the digest changes only when
+    the data does, not when a project is moved or rebuilt later.
     """
     digest = hashlib.sha256()
     for table in (
@@ -350,7 +366,7 @@ def content_hash(db: sqlite_utils.Database) -> str:
         columns = [
             column.name
             for column in db[table].columns
-            if not column.name.endswith("_at")
+            if not column.name.endswith("_at") and column.name != "path"
         ]
         # Row ids are assigned by insertion order, so order by content instead.
         order = ", ".join(f"[{c}]" for c in columns if c != "id") or "rowid"

@@ -143,3 +143,130 @@ def test_panel_error_fix_on_own_line(runner: CliRunner, sample_copy: Path) -> No
     message_lines = result.stderr.strip().splitlines()
     assert re.search(r"line 2: .*'abc'", result.stderr)
     assert message_lines[-1].startswith(("Correct", "Fix"))
+
+
+def test_accept_and_reject_together_rejected(runner: CliRunner, sample_copy: Path) -> None:
+    result = invoke(runner, "--project", str(sample_copy), "review", "--accept", "--reject", "--all")
+
+    assert result.exit_code == 2
+    assert "cannot be used together" in result.stderr
+
+
+def test_deeply_nested_query_clean_error(runner: CliRunner, sample_copy: Path) -> None:
+    expression = "(" * 500 + "strategy" + ")" * 500
+    result = invoke(runner, "--project", str(sample_copy), "query", "quotes", expression)
+
+    assert result.exit_code == 1
+    assert "nested deeper" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_content_hash_ignores_paths(sample_copy: Path, hash_of: Any) -> None:
+    import sqlite3
+
+    before = hash_of(sample_copy / "qualkit.db")
+    connection = sqlite3.connect(sample_copy / "qualkit.db")
+    with connection:
+        connection.execute("UPDATE sources SET path = '/elsewhere/' || id || '.md'")
+    connection.close()
+
+    assert hash_of(sample_copy / "qualkit.db") == before
+
+
+def test_flagged_coding_keeps_whole_words(runner: CliRunner, project: Path) -> None:
+    text = "Interviewer: Tell me.\n\nRespondent: Then the leaders come down for an inspection visit.\n"
+    path = write(project, "R1.md", "---\nid: R1\nlanguage: en\n---\n\n" + text)
+    assert invoke(runner, "--project", str(project), "import", str(path)).exit_code == 0
+    assert invoke(runner, "--project", str(project), "autocode").exit_code == 0
+    added = invoke(
+        runner, "--project", str(project), "code", "add", "R1", "--code", "strategy",
+        "--match", "the leaders come down for an inspection", "--coder", "ann",
+    )
+    assert added.exit_code == 0, added.stderr
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "the leaders come down for an inspection", "the provincial officials visit us for checks"
+        ),
+        encoding="utf-8",
+    )
+    assert invoke(runner, "--project", str(project), "import", str(path)).exit_code == 0
+    listing = invoke(
+        runner, "--project", str(project), "code", "list", "--coder", "ann", "--format", "json"
+    )
+    quotes = [row["quote"] for row in __import__("json").loads(listing.stdout)]
+
+    assert len(quotes) == 1
+    assert re.match(r"^(Then |the |provincial )", quotes[0])
+
+
+def _write_memos(database: str, writer: str, count: int) -> None:
+    import time
+
+    from qualkit import store
+
+    db = store.open_database(database, create=False)
+    for index in range(count):
+        with store.transaction(db):
+            db.execute(
+                "INSERT INTO memos (about, coder, text, created_at, updated_at) "
+                "VALUES ('project', ?, ?, '', '')",
+                [writer, str(index)],
+            )
+            # Hold the write lock a moment so the other process must wait.
+            time.sleep(0.005)
+    db.close()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from qualkit import store
+
+    database = str(tmp_path / "shared.db")
+    store.open_database(database).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_memos, args=(database, name, 60)) for name in ("ann", "bo")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    db = store.open_database(database, create=False)
+    counts = dict(db.execute("SELECT coder, count(*) FROM memos GROUP BY coder").fetchall())
+    check = db.execute("PRAGMA integrity_check").fetchone()[0]
+    db.close()
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert counts == {"ann": 60, "bo": 60}
+    assert check == "ok"
+
+
+@pytest.mark.parametrize(
+    ("front_matter_id", "message"),
+    [
+        pytest.param("0123", "read as a int", id="octal-looking-number"),
+        pytest.param("1.10", "read as a float", id="decimal-number"),
+        pytest.param('"a\\nb"', "characters other than", id="newline"),
+        pytest.param('"../etc"', "characters other than", id="path"),
+    ],
+)
+def test_unusable_ids_rejected(
+    runner: CliRunner, project: Path, front_matter_id: str, message: str
+) -> None:
+    path = write(project, "x.md", f"---\nid: {front_matter_id}\n---\n\nInterviewer: Hi.\n")
+    result = invoke(runner, "--project", str(project), "import", str(path))
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert f"{path}, line 2" in result.stderr
+
+
+def test_detected_language_stored_on_case(runner: CliRunner, project: Path) -> None:
+    import sqlite3
+
+    path = write(project, "plain.md", "Interviewer: Did the city bargain?\n\nRespondent: Yes, hard.\n")
+    assert invoke(runner, "--project", str(project), "import", str(path)).exit_code == 0
+    connection = sqlite3.connect(project / "qualkit.db")
+    language = connection.execute("SELECT language FROM cases WHERE id = 'plain'").fetchone()[0]
+    connection.close()
+
+    assert language == "en"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,13 @@ def handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
             return function(*args, **kwargs)
         except QualkitError as error:
             raise click.ClickException(str(error)) from error
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            raise click.ClickException(
+                f"The database is busy: another qualkit process held its lock for over "
+                f"30 seconds ({error}). Nothing was changed; run the command again."
+            ) from error
 
     return wrapper
 
@@ -90,7 +98,8 @@ def echo_frame(frame: pd.DataFrame, output_format: str) -> None:
     elif frame.empty:
         click.echo("(no rows)")
     else:
-        click.echo(frame.to_string(index=False, max_colwidth=TABLE_COLUMN_WIDTH))
+        shown = frame.astype(object).where(frame.notna(), "")
+        click.echo(shown.to_string(index=False, max_colwidth=TABLE_COLUMN_WIDTH))
 
 
 @contextmanager

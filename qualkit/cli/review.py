@@ -36,14 +36,12 @@ KEY_LINE = "  ".join(f"[{key}] {name}" for key, name in KEYS)
 @filter_options(coder=False, status=False)
 @click.option(
     "--accept",
-    "decision",
-    flag_value="accept",
+    is_flag=True,
     help="Accept every suggestion the filters take, without the screen.",
 )
 @click.option(
     "--reject",
-    "decision",
-    flag_value="reject",
+    is_flag=True,
     help="Reject every suggestion the filters take, without the screen.",
 )
 @click.option(
@@ -57,7 +55,8 @@ KEY_LINE = "  ".join(f"[{key}] {name}" for key, name in KEYS)
 @handle_errors
 def review(
     state: State,
-    decision: str | None,
+    accept: bool,
+    reject: bool,
     take_all: bool,
     coder: str | None,
     **filters: Any,
@@ -77,6 +76,9 @@ def review(
     from qualkit import store
     from qualkit.review import ReviewSession, bulk_decide
 
+    if accept and reject:
+        raise click.UsageError("--accept and --reject cannot be used together; pick one.")
+    decision = "accept" if accept else ("reject" if reject else None)
     selection = build_filter(**filters)
     project = state.project()
     who = resolve_coder(project, coder)
