@@ -36,7 +36,6 @@ import os
 import platform
 import pstats
 import random
-import re
 import resource
 import sqlite3
 import string
@@ -834,7 +833,8 @@ def profile_qualkit(
 def time_matching_parts(corpus: Corpus, codebook: Codebook) -> list[PartTiming]:
     """Time, without the profiler, the pieces of work autocode does per respondent turn.
 
-    Uses qualkit's cached pipelines and a RuleSet built like autocode's.
+    Uses qualkit's cached pipelines and a RuleSet built like autocode's, and
+    only RuleSet's public ``match``, so the timings survive changes inside it.
     """
     parts = []
     for language in ("en", "zh"):
@@ -849,7 +849,6 @@ def time_matching_parts(corpus: Corpus, codebook: Codebook) -> list[PartTiming]:
         rules = RuleSet(codebook, nlp, language)
         tokenizer_seconds, docs = timed(list, nlp.tokenizer.pipe(texts))
         pipeline_seconds, docs = timed(run_qualkit_pipeline, language, texts)
-        expressions = [expression for _, expression, _ in rules.regexes]
         timings = [
             ("tokenizer alone (`nlp.tokenizer.pipe`)", tokenizer_seconds),
             ("qualkit's pipeline, sentencizer included (`nlp.pipe`)", pipeline_seconds),
@@ -863,21 +862,6 @@ def time_matching_parts(corpus: Corpus, codebook: Codebook) -> list[PartTiming]:
                 timed(apply_each, rules.match, docs)[0],
             ),
         ]
-        if len(rules.tokens):
-            matcher_seconds = timed(apply_each, rules.tokens, docs)[0]
-            timings.append(
-                (
-                    f"`Matcher` alone, {len(rules.tokens)} token patterns",
-                    matcher_seconds,
-                )
-            )
-        regex_seconds = timed(find_all, expressions, texts)[0]
-        timings.append(
-            (
-                f"{len(expressions)} regular expressions alone, on the plain text",
-                regex_seconds,
-            )
-        )
         tokens = sum(len(doc) for doc in docs)
         parts += [
             PartTiming(language, part, seconds, tokens) for part, seconds in timings
@@ -893,16 +877,6 @@ def read_texts(docs: list[Any]) -> list[str]:
 def apply_each(function: Callable[[Any], Any], docs: list[Any]) -> list[Any]:
     """Return ``function(doc)`` for every doc."""
     return [function(doc) for doc in docs]
-
-
-def find_all(expressions: list[re.Pattern[str]], texts: list[str]) -> int:
-    """Run every expression over every text and return the number of hits."""
-    return sum(
-        1
-        for text in texts
-        for expression in expressions
-        for _ in expression.finditer(text)
-    )
 
 
 def _short_location(filename: str, line: int) -> str:
@@ -1095,8 +1069,7 @@ def profile_section(report: ProfileReport | None, missed: bool) -> str:
             "",
             (
                 "The pieces of that work timed one at a time without the profiler, over the "
-                "same corpus's respondent turns (the turns autocode matches). The rows marked "
-                '"alone" run one kind of rule by itself, reading the text once:'
+                "same corpus's respondent turns (the turns autocode matches):"
             ),
             "",
             "| Language | Work | Tokens | Seconds | Times the tokenizer |",
@@ -1402,58 +1375,50 @@ ANALYSIS = """\
 ### Reading of the profile
 
 This text is written by hand in the template of bench/bench_pipeline.py and
-describes qualkit at commit ebeaf32. The tables above are regenerated on
+describes qualkit at commit 04f9f51. The tables above are regenerated on
 every run, but this text is not: drop a point once the tables show it fixed.
+In runs of this script on the machine above, the ratio went from 0.05 at
+commit ebeaf32 to 0.13 or 0.14 at commits db1237c and 04f9f51. The commits
+in between read `Doc.text` once per turn instead of once per regular
+expression and sentence, insert segments with plain statements, and run
+token patterns and regular expressions only where they can match.
 
-- **`Doc.text` was rebuilt again and again.** In spaCy 3.8, `Doc.text` is
-  not stored: each access joins the text of every token, creating a Python
-  `Token` object per token. At ebeaf32 this made up most of the `cinit`
-  (token.pxd), `__iter__` and `genexpr` (doc.pyx) rows of the second
-  table. `RuleSet.match` (qualkit/rules.py) read `doc.text` once per
-  regular expression of the language, and once more for the Chinese
-  character Doc, and `sentence_spans` (qualkit/sources.py) read it at
-  least twice per sentence, so its cost grew with sentences times tokens
-  of a turn. Reading it once per call, or passing the turn text that the
-  callers already sliced, removes this cost. Measured with this script
-  (`--words 200000`) on a copy of ebeaf32 with only that change, on the
-  machine above, import plus autocode used about 40% less CPU time, which
-  is still far from the goal.
-- **Every respondent turn was tokenized twice.** At ebeaf32,
-  `store_segments` ran `nlp.pipe` over all turns to find sentences, and
-  `_suggestions` (qualkit/autocode.py) ran the same pipeline, sentencizer
-  included, over the respondent turns again, though it reads sentence
-  offsets from the `segments` table. In Chinese this repeats the jieba
-  segmentation, which is most of the bare baseline's time (compare the two
-  bare rows), and the matching then uses the jieba Doc only for its text:
-  the Chinese keywords match on a Doc with one token per character, and
-  the bundled codebook has no Chinese token patterns. Skipping the
-  tokenizer when a language has no token patterns, and dropping the
-  sentencizer from autocode's pipeline (`nlp.make_doc` or
-  `nlp.tokenizer.pipe`), leaves one jieba pass per turn. As an estimate
-  from the two bare rows: while import and autocode each run jieba, the
-  ratio stays below about 0.6 for this corpus even if everything else took
-  no time.
-- **English rules cost more than English tokenizing.** In the last table,
-  the `Matcher` with the codebook's token patterns and the regular
-  expressions (one pass each over every turn) each take several times as
-  long as the English tokenizer. As an estimate from that table and the
-  bare rows, these two alone keep the ratio near 0.2, so reaching 0.5 also
-  needs cheaper matching. One way, not yet measured: run a token pattern
-  only on turns that contain a word its required tokens list, found with a
-  set lookup on `doc.to_array("LOWER")`, since most turns contain none.
-- **Segments were stored with two sqlite-utils calls per turn.** At
-  ebeaf32, `store_segments` called `insert` once per turn, to get its row
-  id, and `insert_all` once per turn for its sentences, and each call
-  builds its INSERT statement again in Python. That cost less than the
-  points above, but one `executemany` per source, with turn ids assigned
-  in Python, would remove most of it.
-- **Re-importing an edited transcript was slow.** At ebeaf32 the
-  "re-import after editing 1%" row was almost all `offset_map`
-  (qualkit/anchoring.py): `difflib.SequenceMatcher` with `autojunk=False`
-  over the two whole texts took seconds per edited transcript of a few
-  thousand words. Diffing lines or words first, and characters only inside
-  changed stretches, makes the cost follow the size of the edit instead of
-  the size of the transcript.
+- **English token patterns take most of autocode's time.** In the last
+  table, `RuleSet.match` takes more than ten times as long as the English
+  tokenizer, and the profile puts most of that in `_pattern_hits`
+  (qualkit/rules.py) and spaCy's `Matcher`. A pattern runs only on
+  sentences that hold a word of its first required token, but many of
+  those words are in most sentences of these interviews: "they",
+  "province", "city", "county", "not", "can", "first", "worked". Running a
+  pattern only where every one of its required tokens has a word in the
+  sentence (one set lookup per token on the sentence's lower-case words)
+  would skip many more sentences.
+- **Every respondent turn is tokenized twice.** `store_segments`
+  (qualkit/sources.py) runs `nlp.pipe` over all turns to find sentences.
+  Then `_suggestions` (qualkit/autocode.py) runs the same pipeline,
+  sentencizer included, over the respondent turns again. In Chinese this
+  repeats the jieba segmentation, which is most of the bare baseline's
+  time (compare the two bare rows). The Chinese matching uses the jieba
+  Doc only for its text, because the Chinese keywords match on a Doc with
+  one token per character and the bundled codebook has no Chinese token
+  patterns. Skipping the tokenizer for a language without token patterns
+  leaves one jieba pass per turn. English still needs sentence boundaries
+  for the anchored patterns, but they could come from the `segments`
+  table instead of the sentencizer. As an estimate from the two bare rows:
+  while import and autocode each run jieba, the ratio stays below about
+  0.6 for this corpus even if everything else took no time.
+- **Re-importing an edited transcript is slow, and slower in a bigger
+  project.** `store_segments` first deletes the source's old segments.
+  `segments.parent_id` references `segments(id)` with `ON DELETE CASCADE`
+  but has no index, so SQLite scans the whole table for each deleted row
+  to find its children. Measured apart, on a database of 57,000 segments
+  imported from 600,000 words of this generator, deleting one source's 304
+  segments took 1.9 s without an index on `segments(parent_id)` and
+  0.001 s with it. The cost grows with the segments in the database times
+  the segments deleted, which is why the re-import of 1% of the
+  transcripts takes longer than the whole first import. An index on
+  `segments(parent_id)`, created with the schema and when an older
+  database is opened, removes it.
 """
 
 
