@@ -155,10 +155,14 @@ def _suggestions(
     selected = [
         turn for turn in turns if options.include_interviewer or turn[3] != "interviewer"
     ]
-    docs = rules.nlp.pipe(text[start:end] for _, start, end, _ in selected)
+    turn_texts = (text[start:end] for _, start, end, _ in selected)
+    if rules.needs_tokens:
+        matches = (rules.match(doc) for doc in rules.nlp.pipe(turn_texts))
+    else:
+        matches = (rules.match_text(turn_text) for turn_text in turn_texts)
     spans: dict[tuple[int, int, str], Match] = {}
-    for (turn_id, turn_start, turn_end, _), doc in zip(selected, docs):
-        for match in rules.match(doc):
+    for (turn_id, turn_start, turn_end, _), turn_matches in zip(selected, matches):
+        for match in turn_matches:
             start, end = turn_start + match.start, turn_start + match.end
             unit = _unit_span(options.unit, start, end, turn_start, turn_end, by_turn.get(turn_id, []))
             if _excluded(text[unit[0] : unit[1]], rules.excludes.get(match.code_id, ())):

@@ -23,7 +23,7 @@ from typing import Any
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from qualkit.codebook import Codebook
 
@@ -107,12 +107,12 @@ def _rewrite_lemma(token: dict[str, Any]) -> dict[str, Any]:
 class RuleSet:
     """The compiled rules of a codebook for one language.
 
-    Token patterns run only on sentences that hold one of their anchor words
-    (a word a pattern cannot match without), found first by a PhraseMatcher;
+    Token patterns run only on sentences that hold a word of every token the
+    pattern cannot match without, found first by a PhraseMatcher;
     a regular expression runs only on text that holds its longest required
     literal. Both filters skip work that cannot produce a hit, so the results
     are the same as running every rule everywhere, except that a token pattern
-    with an anchor no longer matches across a sentence boundary, and that the
+    with a required word no longer matches across a sentence boundary, and that the
     literal check compares lower-cased text, so a regular expression that
     matches only through Unicode case folding (the Kelvin sign for "k") is
     skipped.
@@ -122,7 +122,7 @@ class RuleSet:
         self.language = language
         self.nlp = nlp
         self.phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self.anchored = Matcher(nlp.vocab)
+        self.anchored: list[tuple[Matcher, list[frozenset[str]]]] = []
         self.unanchored = Matcher(nlp.vocab)
         self.anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.regexes: list[tuple[str, re.Pattern[str], str, str | None]] = []
@@ -137,18 +137,20 @@ class RuleSet:
             for index, pattern in enumerate(rules.patterns):
                 rewritten = [_rewrite_lemma(token) for token in pattern]
                 key = f"{code.id}|pattern {index + 1}"
-                words = _anchor_words(rewritten)
-                if words:
-                    self.anchored.add(key, [rewritten])
-                    anchor_words |= words
+                required = _required_words(rewritten)
+                if required:
+                    matcher = Matcher(nlp.vocab)
+                    matcher.add(key, [rewritten])
+                    self.anchored.append((matcher, required))
+                    anchor_words.update(*required)
                 else:
                     self.unanchored.add(key, [rewritten])
             for expression in rules.regex:
                 compiled = re.compile(expression, re.IGNORECASE)
                 literal = required_literal(expression)
                 self.regexes.append((code.id, compiled, f"regex {expression}", literal))
-        if anchor_words:
-            self.anchors.add("anchor", [nlp.make_doc(word) for word in sorted(anchor_words)])
+        for word in sorted(anchor_words):
+            self.anchors.add(word, [nlp.make_doc(word)])
 
     def _add_keywords(self, code_id: str, keywords: tuple[str, ...]) -> None:
         for keyword in keywords:
@@ -162,8 +164,23 @@ class RuleSet:
     def is_empty(self) -> bool:
         """Return True when no code has rules in this language."""
         return not (
-            len(self.phrases) or len(self.anchored) or len(self.unanchored) or self.regexes
+            len(self.phrases) or self.anchored or len(self.unanchored) or self.regexes
         )
+
+    @property
+    def needs_tokens(self) -> bool:
+        """True when matching needs the language's own tokenization.
+
+        Chinese keywords and regular expressions work on the text alone, so
+        a Chinese rule set without token patterns skips the word segmenter.
+        """
+        return self.language != "zh" or bool(self.anchored or len(self.unanchored))
+
+    def match_text(self, text: str) -> list[Match]:
+        """Return every hit in ``text``; only for rule sets that do not need tokens."""
+        hits = self._phrase_hits(_char_doc(self.nlp, text.lower()))
+        hits.extend(self._regex_hits(text))
+        return hits
 
     def match(self, doc: Doc) -> list[Match]:
         """Return every rule hit in ``doc``, offsets relative to ``doc.text``."""
@@ -175,6 +192,11 @@ class RuleSet:
         else:
             hits.extend(self._phrase_hits(doc))
         hits.extend(self._pattern_hits(doc))
+        hits.extend(self._regex_hits(text))
+        return hits
+
+    def _regex_hits(self, text: str) -> list[Match]:
+        hits = []
         lowered = text.lower()
         for code_id, expression, rule, literal in self.regexes:
             if literal is not None and literal not in lowered:
@@ -195,14 +217,20 @@ class RuleSet:
         found: list[tuple[int, int, int]] = []
         if len(self.unanchored):
             found.extend(self.unanchored(doc))
-        if len(self.anchored):
-            sentences = {}
-            for _, start, _ in self.anchors(doc):
+        if self.anchored:
+            sentences: dict[int, Span] = {}
+            present: dict[int, set[str]] = defaultdict(set)
+            for key, start, _ in self.anchors(doc):
                 sentence = doc[start].sent
                 sentences[sentence.start] = sentence
-            for sentence in sentences.values():
-                for key, start, end in self.anchored(sentence):
-                    found.append((key, sentence.start + start, sentence.start + end))
+                present[sentence.start].add(self.nlp.vocab.strings[key])
+            for matcher, required in self.anchored:
+                for first, sentence in sentences.items():
+                    words = present[first]
+                    if not all(words & options for options in required):
+                        continue
+                    for key, start, end in matcher(sentence):
+                        found.append((key, first + start, first + end))
         hits = []
         for key, start, end in found:
             code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
@@ -211,23 +239,27 @@ class RuleSet:
         return hits
 
 
-def _anchor_words(pattern: list[dict[str, Any]]) -> set[str]:
-    """Return the words of the pattern's first token that must always match.
+def _required_words(pattern: list[dict[str, Any]]) -> list[frozenset[str]]:
+    """Return, for each token the pattern cannot match without, its allowed words.
 
-    Only a token without an operator (or with "+") constrained by LOWER,
-    ORTH or TEXT to literal strings qualifies; an empty set means the
-    pattern has no anchor and must run on every token.
+    A token without an operator (or with "+") constrained by LOWER, ORTH or
+    TEXT to literal strings counts. A sentence can hold a match only if it
+    holds one word of every set; an empty list means the pattern has no such
+    token and must run on every token.
     """
+    required = []
     for token in pattern:
         if token.get("OP", "1") not in ("1", "+"):
             continue
         for attribute in ("LOWER", "ORTH", "TEXT"):
             value = token.get(attribute)
             if isinstance(value, str):
-                return {value.lower()}
+                required.append(frozenset({value.lower()}))
+                break
             if isinstance(value, dict) and set(value) == {"IN"}:
-                return {str(item).lower() for item in value["IN"]}
-    return set()
+                required.append(frozenset(str(item).lower() for item in value["IN"]))
+                break
+    return required
 
 
 def required_literal(expression: str) -> str | None:

@@ -71,6 +71,8 @@ CREATE TABLE segments (
     UNIQUE (source_id, kind, position)
 );
 CREATE INDEX segments_source_offsets ON segments (source_id, start_offset);
+-- Without it, ON DELETE CASCADE scans the whole table for each deleted turn.
+CREATE INDEX segments_parent ON segments (parent_id);
 CREATE TABLE codebooks (
     id TEXT NOT NULL,
     version TEXT NOT NULL,
