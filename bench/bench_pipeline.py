@@ -1375,50 +1375,32 @@ ANALYSIS = """\
 ### Reading of the profile
 
 This text is written by hand in the template of bench/bench_pipeline.py and
-describes qualkit at commit 04f9f51. The tables above are regenerated on
-every run, but this text is not: drop a point once the tables show it fixed.
-In runs of this script on the machine above, the ratio went from 0.05 at
-commit ebeaf32 to 0.13 or 0.14 at commits db1237c and 04f9f51. The commits
-in between read `Doc.text` once per turn instead of once per regular
-expression and sentence, insert segments with plain statements, and run
-token patterns and regular expressions only where they can match.
+describes qualkit at commit c911bd8 (the tables above are regenerated on
+every run; this text is not, so drop a point once the tables show it
+fixed). On the machine above the ratio went from 0.05 at commit ebeaf32 to
+0.13 at 04f9f51 and 0.21 at c911bd8. The commits in between read
+`Doc.text` once per turn, insert segments with plain statements, run each
+token pattern only on sentences that hold a word of every token it
+requires, run each regular expression only on text that holds its longest
+required literal, skip the word segmenter for Chinese rule sets without
+token patterns, and index `segments.parent_id` (a re-import of 1% of the
+transcripts went from 46 s to under 4 s).
 
-- **English token patterns take most of autocode's time.** In the last
-  table, `RuleSet.match` takes more than ten times as long as the English
-  tokenizer, and the profile puts most of that in `_pattern_hits`
-  (qualkit/rules.py) and spaCy's `Matcher`. A pattern runs only on
-  sentences that hold a word of its first required token, but many of
-  those words are in most sentences of these interviews: "they",
-  "province", "city", "county", "not", "can", "first", "worked". Running a
-  pattern only where every one of its required tokens has a word in the
-  sentence (one set lookup per token on the sentence's lower-case words)
-  would skip many more sentences.
-- **Every respondent turn is tokenized twice.** `store_segments`
-  (qualkit/sources.py) runs `nlp.pipe` over all turns to find sentences.
-  Then `_suggestions` (qualkit/autocode.py) runs the same pipeline,
-  sentencizer included, over the respondent turns again. In Chinese this
-  repeats the jieba segmentation, which is most of the bare baseline's
-  time (compare the two bare rows). The Chinese matching uses the jieba
-  Doc only for its text, because the Chinese keywords match on a Doc with
-  one token per character and the bundled codebook has no Chinese token
-  patterns. Skipping the tokenizer for a language without token patterns
-  leaves one jieba pass per turn. English still needs sentence boundaries
-  for the anchored patterns, but they could come from the `segments`
-  table instead of the sentencizer. As an estimate from the two bare rows:
-  while import and autocode each run jieba, the ratio stays below about
-  0.6 for this corpus even if everything else took no time.
-- **Re-importing an edited transcript is slow, and slower in a bigger
-  project.** `store_segments` first deletes the source's old segments.
-  `segments.parent_id` references `segments(id)` with `ON DELETE CASCADE`
-  but has no index, so SQLite scans the whole table for each deleted row
-  to find its children. Measured apart, on a database of 57,000 segments
-  imported from 600,000 words of this generator, deleting one source's 304
-  segments took 1.9 s without an index on `segments(parent_id)` and
-  0.001 s with it. The cost grows with the segments in the database times
-  the segments deleted, which is why the re-import of 1% of the
-  transcripts takes longer than the whole first import. An index on
-  `segments(parent_id)`, created with the schema and when an older
-  database is opened, removes it.
+- **Import and autocode each tokenize the English respondent turns.**
+  `store_segments` (qualkit/sources.py) runs `nlp.pipe` to find sentences,
+  then `_suggestions` (qualkit/autocode.py) runs it again for the matchers.
+  Handing each source's docs from the import to the auto-coding step, as
+  one pass in `qualkit build`, would remove the second pass.
+- **Python-level token access dominates what remains.** The profile's top
+  entries outside qualkit are spaCy's `Token` creation (`cinit`) and
+  `Doc.__iter__`/`__getitem__`: iterating `doc.sents` in `sentence_spans`
+  and `doc[start].sent` for each anchor hit in `RuleSet._pattern_hits`.
+  Reading sentence boundaries once per doc as arrays (`doc.to_array`)
+  would avoid creating a Python object per token.
+- **The ceiling is set by jieba.** The Chinese bare row shows the
+  segmenter at about 150,000 words/s, a fifth of the mixed corpus's bare
+  speed; import must run it once, so the ratio on this corpus cannot pass
+  about 0.6 while Chinese sentence splitting uses the jieba pipeline.
 """
 
 
