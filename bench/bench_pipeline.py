@@ -1378,7 +1378,7 @@ This text is written by hand in the template of bench/bench_pipeline.py and
 describes qualkit at commit c911bd8 (the tables above are regenerated on
 every run; this text is not, so drop a point once the tables show it
 fixed). On the machine above the ratio went from 0.05 at commit ebeaf32 to
-0.13 at 04f9f51 and 0.21 at c911bd8. The commits in between read
+0.13 at 04f9f51 and 0.18 to 0.21 at c911bd8 (two runs). The commits in between read
 `Doc.text` once per turn, insert segments with plain statements, run each
 token pattern only on sentences that hold a word of every token it
 requires, run each regular expression only on text that holds its longest
