@@ -156,7 +156,7 @@ class RuleSet:
         for keyword in keywords:
             key = f"{code_id}|keyword {keyword}"
             if self.language == "zh":
-                patterns = [_char_doc(self.nlp, keyword.lower())]
+                patterns = [_char_doc(self.nlp, lower_same_length(keyword))]
             else:
                 patterns = [self.nlp.make_doc(p) for p in expand_keyword(self.nlp, keyword)]
             self.phrases.add(key, patterns)
@@ -178,7 +178,7 @@ class RuleSet:
 
     def match_text(self, text: str) -> list[Match]:
         """Return every hit in ``text``; only for rule sets that do not need tokens."""
-        hits = self._phrase_hits(_char_doc(self.nlp, text.lower()))
+        hits = self._phrase_hits(_char_doc(self.nlp, lower_same_length(text)))
         hits.extend(self._regex_hits(text))
         return hits
 
@@ -188,7 +188,7 @@ class RuleSet:
         # Doc.text joins every token on each access, so read it once.
         text = doc.text
         if self.language == "zh":
-            hits.extend(self._phrase_hits(_char_doc(self.nlp, text.lower())))
+            hits.extend(self._phrase_hits(_char_doc(self.nlp, lower_same_length(text))))
         else:
             hits.extend(self._phrase_hits(doc))
         hits.extend(self._pattern_hits(doc))
@@ -287,6 +287,18 @@ def required_literal(expression: str) -> str | None:
         else:
             run = ""
     return best if len(best) >= 3 else None
+
+
+def lower_same_length(text: str) -> str:
+    """Lower-case ``text`` without changing its length, so offsets still hold.
+
+    ``str.lower`` turns a few characters into two ("İ" into "i̇"); those
+    characters are kept as they are.
+    """
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char.lower() if len(char.lower()) == 1 else char for char in text)
 
 
 def _char_doc(nlp: Language, text: str) -> Doc:

@@ -269,3 +269,12 @@ def test_rerun_leaves_three_codings(reviewed_then_recoded: dict[str, Rows]) -> N
     statuses = sorted(row[2] for row in reviewed_then_recoded["after"])
 
     assert statuses == ["accepted", "rejected", "suggested"]
+
+
+def test_lowering_keeps_offsets() -> None:
+    from qualkit.rules import lower_same_length
+
+    text = "İstanbul 讨价还价 GDP"
+
+    assert len(lower_same_length(text)) == len(text)
+    assert lower_same_length(text).endswith("讨价还价 gdp")
