@@ -223,12 +223,26 @@ def read_manifest(
     rows = []
     for row in reader:
         number = reader.line_num
+        _check_no_line_break(row, path, number)
         line_of = {str(key).strip().lower(): number for key in row}
         metadata = clean_metadata(row, path=path, lines=line_of, levels=levels)
         _check_row_line(metadata, path, number, seen)
         _check_file_cell(metadata, path, number, files)
         rows.append(metadata)
     return rows
+
+
+def _check_no_line_break(row: dict[str, Any], path: Path, line: int) -> None:
+    # An unclosed quote makes the csv module read the rest of the file as one
+    # value; metadata values never hold line breaks, so that is the sign.
+    for key, value in row.items():
+        if isinstance(value, str) and "\n" in value:
+            raise TranscriptError(
+                f"the {key!r} value of the row ending on this line spans several lines.",
+                path=path,
+                line=line,
+                fix='Look for an unclosed double quote (") above this line.',
+            )
 
 
 def store_manifest(

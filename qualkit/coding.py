@@ -100,16 +100,18 @@ def check_span(text: str, source_id: str, start: int, end: int) -> tuple[int, in
             f"span {start}:{end} is empty.",
             fix="Give START:END with END greater than START (the end is exclusive).",
         )
-    if start > end:
-        raise InputError(
-            f"span {start}:{end} is reversed: the start is after the end.",
-            fix=f"Did you mean {end}:{start}?",
-        )
-    if start < 0 or end > len(text):
+    # The range check comes first, so a negative offset is never "fixed" by
+    # swapping it into another invalid span.
+    if min(start, end) < 0 or max(start, end) > len(text):
         raise InputError(
             f"span {start}:{end} is outside source {source_id!r}, whose text has "
             f"{len(text)} characters (offsets 0 to {len(text)}).",
             fix="Offsets count Unicode characters from 0; the end is exclusive.",
+        )
+    if start > end:
+        raise InputError(
+            f"span {start}:{end} is reversed: the start is after the end.",
+            fix=f"Did you mean {end}:{start}?",
         )
     while start < end and text[start].isspace():
         start += 1

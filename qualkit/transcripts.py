@@ -158,7 +158,7 @@ def _split_front_matter(text: str, path: Path, transcript_format: str) -> Transc
         metadata = parse_yaml(block, path=path, first_line=2)
     except InputError as error:
         raise TranscriptError(
-            f"front matter is {error.message}",
+            f"invalid front matter: {error.message}",
             path=path,
             line=error.line if with_lines else None,
             fix=error.fix,

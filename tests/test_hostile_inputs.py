@@ -270,3 +270,23 @@ def test_detected_language_stored_on_case(runner: CliRunner, project: Path) -> N
     connection.close()
 
     assert language == "en"
+
+
+def test_negative_span_not_swapped(runner: CliRunner, sample_copy: Path) -> None:
+    result = invoke(
+        runner, "--project", str(sample_copy), "code", "add", "G16S011",
+        "--code", "strategy", "--span", "10:-1", "--coder", "ann",
+    )
+
+    assert result.exit_code in (1, 2)
+    assert "Did you mean" not in result.stderr
+
+
+def test_manifest_unclosed_quote_rejected(runner: CliRunner, project: Path) -> None:
+    manifest = project / "interviews.csv"
+    manifest.write_text('id,province,level\nA1,"Hunan,city\nA2,Hunan,city\n', encoding="utf-8")
+    path = write(project, "A2.md", "---\nid: A2\n---\n\nInterviewer: Hi.\n")
+    result = invoke(runner, "--project", str(project), "import", str(path), "--manifest", str(manifest))
+
+    assert result.exit_code == 1
+    assert "unclosed double quote" in result.stderr
