@@ -18,7 +18,8 @@ import sqlite_utils
 from qualkit import store
 from qualkit.autocode import AutocodeOptions, AutocodeResult, autocode
 from qualkit.cases import DEFAULT_LEVELS, import_manifest
-from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path, store_codebook
+from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path
+from qualkit.codebook_versions import store_codebook
 from qualkit.config import CONFIG_NAME, DEFAULT_CONFIG, ProjectConfig, load_config
 from qualkit.errors import NotFoundError, QualkitError
 from qualkit.negotiability import NegotiabilityOptions

@@ -575,7 +575,7 @@ def test_autocode_store_carries_codings(
     coded_db: Path, versions: dict[str, Path]
 ) -> None:
     from qualkit import store
-    from qualkit.codebook import store_codebook
+    from qualkit.codebook_versions import store_codebook
 
     db = store.open_database(coded_db)
     try:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from qualkit import store
-from qualkit.codebook import Codebook, store_codebook
+from qualkit.codebook import Codebook
+from qualkit.codebook_versions import store_codebook
 from qualkit.errors import TranscriptError
 
 # Characters that take two UTF-16 code units (and four UTF-8 bytes):

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from qualkit import store
 from qualkit.anchoring import OffsetMap, matching_blocks
 from qualkit.cli import cli
-from qualkit.codebook import Codebook, store_codebook
+from qualkit.codebook import Codebook
+from qualkit.codebook_versions import store_codebook
 
 EMOJI = "\U0001F600"
 EXTENSION_B = "\U00020000"

@@ -40,7 +40,7 @@ def codebook_show(state: State, include_inactive: bool, output_format: str) -> N
     "with children" adds the suggested and accepted codings of all codes
     below it.
     """
-    from qualkit.codebook import codebook_tree
+    from qualkit.codebook_versions import codebook_tree
 
     tree = codebook_tree(state.project().db, include_inactive=include_inactive)
     if output_format != "table":
@@ -101,7 +101,7 @@ def codebook_check(
     dropped with their codings, keywords shared by two codes, codings on
     dropped codes and overlapping codings of one coder.
     """
-    from qualkit.codebook import check_codebook
+    from qualkit.codebook_versions import check_codebook
 
     project = state.project()
     loaded = project.codebook(file)
@@ -128,7 +128,8 @@ def codebook_diff(state: State, old: str, new: str, output_format: str) -> None:
     """
     from pathlib import Path
 
-    from qualkit.codebook import diff_codebooks, load_codebook, resolve_codebook_path
+    from qualkit.codebook import load_codebook, resolve_codebook_path
+    from qualkit.codebook_versions import diff_codebooks
 
     base = Path.cwd()
     older = load_codebook(resolve_codebook_path(old, base=base))
@@ -175,7 +176,7 @@ def codebook_apply(
     """
     from qualkit import store
     from qualkit.audit import ChangeRecorder
-    from qualkit.codebook import apply_codebook, plan_codebook
+    from qualkit.codebook_versions import apply_codebook, plan_codebook
 
     project = state.project(create=not dry_run)
     loaded = project.codebook(file)
