@@ -32,7 +32,7 @@ from scipy import stats
 
 from qualkit.errors import PanelError
 from qualkit.negotiability import standardize
-from qualkit.panel import MAX_LISTED_ERRORS, UnitAliases, canonical_unit, parse_number, parse_year, read_table
+from qualkit.panel_files import MAX_LISTED_ERRORS, UnitAliases, canonical_unit, parse_number, parse_year, read_table
 
 CORRELATIONS = ("independent", "ar1", "psar1")
 RHO_TYPES = ("regress", "tscorr")
