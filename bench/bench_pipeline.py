@@ -1380,9 +1380,9 @@ every run; this text is not, so drop a point once the tables show it
 fixed). On the machine above the ratio went from 0.05 at commit ebeaf32 to
 0.13 at 04f9f51 and 0.18 to 0.21 at c911bd8 (two runs). The commits in between read
 `Doc.text` once per turn, insert segments with plain statements, run each
-token pattern only on sentences that hold a word of every token it
-requires, run each regular expression only on text that holds its longest
-required literal, skip the word segmenter for Chinese rule sets without
+token pattern only on sentences that contain a word of every token it
+requires, run each regular expression only on text that contains its
+longest required literal, skip the word segmenter for Chinese rule sets without
 token patterns, and index `segments.parent_id` (a re-import of 1% of the
 transcripts went from 46 s to under 4 s).
 
@@ -1399,7 +1399,7 @@ transcripts went from 46 s to under 4 s).
   would avoid creating a Python object per token.
 - **The ceiling is set by jieba.** The Chinese bare row shows the
   segmenter at about 150,000 words/s, a fifth of the mixed corpus's bare
-  speed; import must run it once, so the ratio on this corpus cannot pass
+  speed. Import must run it once, so the ratio on this corpus cannot pass
   about 0.6 while Chinese sentence splitting uses the jieba pipeline.
 """
 

@@ -32,7 +32,7 @@ UNITS = ("sentence", "turn", "match")
 
 @dataclass(frozen=True)
 class AutocodeOptions:
-    """How rule hits become codings.
+    """Options that turn rule hits into codings.
 
     ``unit``: the span coded around a hit: its sentence (default), its whole
     turn, or only the matched words. ``include_interviewer``: also code the

@@ -234,7 +234,7 @@ def read_manifest(
 
 def _check_no_line_break(row: dict[str, Any], path: Path, line: int) -> None:
     # An unclosed quote makes the csv module read the rest of the file as one
-    # value; metadata values never hold line breaks, so that is the sign.
+    # value. Metadata values have no line breaks, so one is the sign.
     for key, value in row.items():
         if isinstance(value, str) and "\n" in value:
             raise TranscriptError(

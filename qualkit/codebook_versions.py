@@ -1,7 +1,7 @@
 """The project's codebook over time: storing versions, comparing and applying them.
 
-Codes dropped from a newer codebook are kept inactive so their codings keep
-a code; codes that declare ``replaces:`` carry the codings of the codes they
+Codes dropped from a newer codebook are kept inactive, so their codings keep
+a code. Codes that declare ``replaces:`` carry the codings of the codes they
 replace.
 """
 
@@ -52,7 +52,7 @@ def store_codebook(
         for position, code in enumerate(codebook.codes.values())
     ]
     db.execute("UPDATE codes SET active = 0 WHERE active = 1")
-    # Parents come first in file order, so the foreign key holds row by row.
+    # Parents come first in file order, so each row's parent already exists.
     db["codes"].upsert_all(rows, pk="id")
     existing = db.execute(
         "SELECT content_hash FROM codebooks WHERE id = ? AND version = ?",

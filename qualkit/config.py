@@ -1,6 +1,6 @@
 """The project configuration file, ``qualkit.toml``.
 
-Every path in it is relative to the folder that holds the file.
+Every path in it is relative to the folder that contains the file.
 """
 
 from __future__ import annotations

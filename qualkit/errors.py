@@ -1,7 +1,7 @@
 """Exceptions raised by qualkit's library code.
 
 The CLI turns every ``QualkitError`` into an error message and exit status 1,
-so each message must name the file, line or value at fault and say what to do.
+so each message must name the file, line or value at fault and the fix.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class QualkitError(Exception):
 class InputError(QualkitError):
     """An input file or value is invalid.
 
-    ``path`` and ``line`` locate the problem; ``fix`` says what to change.
+    ``path`` and ``line`` locate the problem, and ``fix`` is the change to make.
     """
 
     def __init__(

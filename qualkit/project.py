@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BuildResult:
-    """What ``Project.build`` did, step by step."""
+    """The outcome of each step of ``Project.build``."""
 
     imported: ImportResult | None = None
     autocoded: AutocodeResult | None = None
@@ -97,7 +97,12 @@ class Project:
     def codebook(self, reference: str | Path | None = None) -> Codebook:
         """Load the codebook named by ``reference`` or by the project settings."""
         base = self.config.root if self.config else Path.cwd()
-        chosen = str(reference) if reference else (self.config.codebook if self.config else "target_bargaining")
+        if reference:
+            chosen = str(reference)
+        elif self.config:
+            chosen = self.config.codebook
+        else:
+            chosen = "target_bargaining"
         return load_codebook(resolve_codebook_path(chosen, base=base))
 
     # Writes -------------------------------------------------------------
@@ -166,9 +171,10 @@ class Project:
     def link(self, *, scope: str | None = None) -> int:
         """Link coded quotes to the targets they name; return the number of links."""
         settings = self.config.link if self.config else {}
-        statuses = tuple(self.config.report.get("statuses", ("accepted", "suggested"))) if self.config else ("accepted", "suggested")
         with store.transaction(self.db):
-            return link_quotes(self.db, scope=scope or settings.get("scope", "sentence"), statuses=statuses)
+            return link_quotes(
+                self.db, scope=scope or settings.get("scope", "sentence"), statuses=self._statuses()
+            )
 
     def import_panel(self, paths: Iterable[str | Path], *, skip_invalid: bool = False) -> list[PanelImport]:
         """Import value and points CSV files in one transaction."""
@@ -213,8 +219,9 @@ class Project:
             result.imported = self._import(config.transcript_paths(), config.manifest, None)
             result.autocoded = self._autocode(codebook, self.autocode_options(), False, None)
             store_targets(self.db, targets)
-            statuses = tuple(config.report.get("statuses", ("accepted", "suggested")))
-            result.links = link_quotes(self.db, scope=config.link.get("scope", "sentence"), statuses=statuses)
+            result.links = link_quotes(
+                self.db, scope=config.link.get("scope", "sentence"), statuses=self._statuses()
+            )
             values = config.paths(config.scores, "values") + config.paths(config.scores, "points")
             result.panel = import_panel_files(self.db, values, aliases=self._unit_aliases())
             compute_scores(
@@ -248,6 +255,11 @@ class Project:
             return
         if self.db.execute(f"SELECT 1 FROM [{table}] WHERE id = ?", [value]).fetchone() is None:
             raise NotFoundError(f"Unknown {noun} {value!r}. See '{listing}' for the ids.")
+
+    def _statuses(self) -> tuple[str, ...]:
+        """Return the coding statuses that links and reports use."""
+        settings = self.config.report if self.config else {}
+        return tuple(settings.get("statuses", ("accepted", "suggested")))
 
     def _score_cuts(self) -> dict[str, Any]:
         scores = self.config.scores if self.config else {}
@@ -314,7 +326,7 @@ class Project:
         )
 
     def scores(self) -> pd.DataFrame:
-        """The stored negotiability scores, one row per target."""
+        """Return the stored negotiability scores, one row per target."""
         frame = self.table(
             "SELECT t.name, t.researcher_order, s.* FROM scores s JOIN targets t ON t.id = s.target_id "
             "ORDER BY s.eligible DESC, coalesce(t.researcher_order, s.variation_order, 999), t.name"

@@ -183,12 +183,21 @@ def _cuts(eligible: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str,
     frequencies = [row["frequency"] for row in eligible if row["frequency"] is not None]
     priority_cut = settings.get("priority_cut")
     negotiability_cut = settings.get("negotiability_cut")
+
     return {
-        "priority": priority_cut if priority_cut is not None else (statistics.median(priorities) if priorities else None),
+        "priority": _cut_or_median(priority_cut, priorities),
         "priority_rule": "given" if priority_cut is not None else "median",
-        "negotiability": negotiability_cut if negotiability_cut is not None else (statistics.median(frequencies) if frequencies else None),
+        "negotiability": _cut_or_median(negotiability_cut, frequencies),
         "negotiability_rule": "given" if negotiability_cut is not None else "median",
     }
+
+
+def _cut_or_median(cut: float | None, values: list[float]) -> float | None:
+    if cut is not None:
+        return cut
+    if not values:
+        return None
+    return statistics.median(values)
 
 
 def _target_sections(

@@ -68,7 +68,7 @@ def word_forms(word: str) -> frozenset[str]:
     """Return ``word`` lower-cased with the forms the lookup table gives it.
 
     Keywords are written as base forms, so ``word`` is first taken as a lemma
-    itself; only a word that is no lemma in the table ("talked") falls back
+    itself. Only a word that is no lemma in the table ("talked") falls back
     to its own lemma. Taking every word through the table first would let
     "number" match "numb", which the table lists as its lemma.
     """
@@ -107,9 +107,9 @@ def _rewrite_lemma(token: dict[str, Any]) -> dict[str, Any]:
 class RuleSet:
     """The compiled rules of a codebook for one language.
 
-    Token patterns run only on sentences that hold a word of every token the
-    pattern cannot match without, found first by a PhraseMatcher;
-    a regular expression runs only on text that holds its longest required
+    Token patterns run only on sentences that contain a word of every token
+    the pattern cannot match without, found first by a PhraseMatcher, and
+    a regular expression runs only on text that contains its longest required
     literal. Both filters skip work that cannot produce a hit, so the results
     are the same as running every rule everywhere, except that a token pattern
     with a required word no longer matches across a sentence boundary, and that the
@@ -243,9 +243,9 @@ def _required_words(pattern: list[dict[str, Any]]) -> list[frozenset[str]]:
     """Return, for each token the pattern cannot match without, its allowed words.
 
     A token without an operator (or with "+") constrained by LOWER, ORTH or
-    TEXT to literal strings counts. A sentence can hold a match only if it
-    holds one word of every set; an empty list means the pattern has no such
-    token and must run on every token.
+    TEXT to literal strings counts. A sentence can contain a match only if it
+    contains one word of every set. An empty list means the pattern has no
+    such token and must run on every token.
     """
     required = []
     for token in pattern:
@@ -265,9 +265,9 @@ def _required_words(pattern: list[dict[str, Any]]) -> list[frozenset[str]]:
 def required_literal(expression: str) -> str | None:
     """Return the longest literal text every match of ``expression`` contains.
 
-    Uses the standard library's regular expression parser; returns None when
-    the expression has no such literal of three or more characters (a top
-    level alternation, for example), or cannot be analysed.
+    The standard library's regular expression parser does the analysis.
+    Returns None when the expression has no such literal of three or more
+    characters (a top level alternation, for example) or cannot be parsed.
     """
     try:
         from re import _constants as constants

@@ -1,4 +1,4 @@
-"""What every command shares: the project context, output formats, progress."""
+"""Helpers shared by every command: the project context, output formats, progress."""
 
 from __future__ import annotations
 

@@ -78,7 +78,11 @@ def review(
 
     if accept and reject:
         raise click.UsageError("--accept and --reject cannot be used together; pick one.")
-    decision = "accept" if accept else ("reject" if reject else None)
+    decision = None
+    if accept:
+        decision = "accept"
+    elif reject:
+        decision = "reject"
     selection = build_filter(**filters)
     project = state.project()
     who = resolve_coder(project, coder)
