@@ -19,7 +19,7 @@ import sqlite_utils
 
 from qualkit.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE meta (
@@ -109,6 +109,7 @@ CREATE TABLE codings (
     codebook_version TEXT NOT NULL,
     rule TEXT,
     matched_text TEXT,
+    value REAL,
     needs_review INTEGER NOT NULL DEFAULT 0,
     key_quote INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
@@ -301,6 +302,11 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
             f"{path} was written by a newer qualkit (schema version {version}, this "
             f"qualkit reads up to {SCHEMA_VERSION}). Upgrade qualkit to open it."
         )
+    if version < SCHEMA_VERSION:
+        # Imported here because migrations use this module's helpers.
+        from qualkit.migrations import migrate
+
+        migrate(db, path, version)
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
