@@ -35,7 +35,8 @@ from qualkit.negotiability import standardize
 from qualkit.panel_files import MAX_LISTED_ERRORS, UnitAliases, canonical_unit, parse_number, parse_year, read_table
 
 CORRELATIONS = ("independent", "ar1", "psar1")
-RHO_TYPES = ("regress", "tscorr")
+RHO_TYPES = ("regress", "freg", "tscorr", "dw", "theil", "nagar")
+PANEL_STRUCTURES = ("correlated", "hetonly", "independent")
 INTERCEPT = "Intercept"
 STAR_LEVELS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 # L(name) in a formula is the one-year lag of the column name within its unit.
@@ -140,6 +141,9 @@ def prais_winsten_pcse(
     rhotype: str = "regress",
     pairwise: bool = False,
     constant: bool = True,
+    panels: str = "correlated",
+    np1: bool = False,
+    nmk: bool = False,
 ) -> PanelRegression:
     """Fit a linear panel model by Prais-Winsten with panel-corrected SEs.
 
@@ -147,11 +151,15 @@ def prais_winsten_pcse(
     formula such as ``"y ~ x + np.log(L(z))"``, ``L(name)`` is the
     within-unit one-year lag of a column. ``regressors`` are column names,
     and ``L.name`` is the lag of a column listed in ``lags``. Rows with a missing value in any model
-    variable are dropped. ``rhotype`` estimates each unit's rho by regressing
-    the residual on its lag ("regress") or by the residuals' first-order
-    autocorrelation ("tscorr"). ``pairwise`` estimates each element of
-    ``Sigma`` from the periods two units share, instead of the periods that
-    all units share.
+    variable are dropped. ``rhotype`` names how each unit's rho is estimated
+    from its OLS residuals, as in Stata (see ``_unit_rhos``). ``pairwise``
+    estimates each element of ``Sigma`` from the periods two units share,
+    instead of the periods that all units share. ``panels`` is "correlated"
+    (full ``Sigma``), "hetonly" (Stata's ``hetonly``: a variance per unit, no
+    covariances) or "independent" (Stata's ``independent``: one variance).
+    ``np1`` weights the units' rhos by their numbers of years instead of
+    pairs when ``ar1`` averages them; ``nmk`` scales the covariance by
+    N / (N - k).
 
     Raises PanelError for invalid input, collinear regressors, a rho that
     cannot be estimated or is not inside (-1, 1), and an unbalanced panel
@@ -159,6 +167,7 @@ def prais_winsten_pcse(
     """
     _check_option("correlation", correlation, CORRELATIONS)
     _check_option("rhotype", rhotype, RHO_TYPES)
+    _check_option("panels", panels, PANEL_STRUCTURES)
     frame = _panel_frame(data, unit, time)
     y, x = _design(frame, formula, dependent, regressors, lags, unit, time, constant)
     frame = frame.loc[y.index].sort_values([unit, time])
@@ -170,9 +179,10 @@ def prais_winsten_pcse(
     unit_rhos = pd.Series(dtype=float, name="rho")
     if correlation != "independent":
         residuals = sm.OLS(y.to_numpy(), x.to_numpy()).fit().resid
-        unit_rhos, pairs = _unit_rhos(residuals, units, years, rhotype)
+        unit_rhos, pairs = _unit_rhos(residuals, units, years, rhotype, x.shape[1])
         if correlation == "ar1":
-            rho = float(np.average(unit_rhos, weights=pairs))
+            weights = pd.Series(units).value_counts()[unit_rhos.index] if np1 else pairs
+            rho = float(np.average(unit_rhos, weights=weights))
             used = pd.Series(rho, index=pd.unique(units))
         else:
             used = unit_rhos
@@ -184,7 +194,12 @@ def prais_winsten_pcse(
 
     fit = sm.OLS(y.to_numpy(), x.to_numpy()).fit()
     sigma, sigma_periods = _contemporaneous_covariance(fit.resid, units, years, pairwise)
+    sigma = _restrict_sigma(sigma, fit.resid, units, panels)
     cov = _pcse_covariance(x.to_numpy(), units, years, sigma)
+    if nmk:
+        # NOTE: Stata's manual says only "normalized by N - k rather than N";
+        # scaling the whole covariance by N / (N - k) is our reading of it.
+        cov = cov * len(y) / (len(y) - x.shape[1])
     counts = pd.Series(units).value_counts()
 
     return PanelRegression(
@@ -358,15 +373,20 @@ def _consecutive(units: np.ndarray, years: np.ndarray) -> np.ndarray:
 
 
 def _unit_rhos(
-    residuals: np.ndarray, units: np.ndarray, years: np.ndarray, rhotype: str
+    residuals: np.ndarray, units: np.ndarray, years: np.ndarray, rhotype: str, k: int
 ) -> tuple[pd.Series, pd.Series]:
     """Estimate each unit's AR(1) coefficient from pairs of consecutive years.
 
-    Returns the rhos and the number of pairs behind each. "regress" divides
-    the sum of e_t * e_(t-1) by the sum of e_(t-1)^2 over the pairs, and
-    "tscorr" divides it by the sum of e_t^2 over all the unit's years.
-    NOTE: "regress" is a regression without a constant; whether Stata's
-    rhotype(regress) includes one was not checked against Stata output.
+    Returns the rhos and the number of pairs behind each. The estimators are
+    those of Stata's ``_crcar1`` (help _crcar1), with T the unit's number of
+    years and k the number of coefficients:
+
+    - regress: B of e_t = B e_(t-1), a regression without a constant;
+    - freg: B of e_t = B e_(t+1);
+    - tscorr: sum of e_t e_(t-1) over the pairs / sum of e_t^2 over all years;
+    - dw: 1 - DW / 2;
+    - theil: tscorr (T - k) / T;
+    - nagar: (dw T^2 + k^2) / (T^2 - k^2).
     """
     follows = _consecutive(units, years)
     rhos, pairs = {}, {}
@@ -375,14 +395,10 @@ def _unit_rhos(
         current = rows[follows[rows]]
         if len(current) == 0:
             continue
-        products = residuals[current] * residuals[current - 1]
-        if rhotype == "regress":
-            denominator = np.sum(residuals[current - 1] ** 2)
-        else:
-            denominator = np.sum(residuals[rows] ** 2)
-        if denominator == 0:
+        rho = _rho(residuals[current], residuals[current - 1], residuals[rows], rhotype, k)
+        if rho is None:
             continue
-        rhos[name] = float(np.sum(products) / denominator)
+        rhos[name] = rho
         pairs[name] = len(current)
     if not rhos:
         raise PanelError(
@@ -391,6 +407,30 @@ def _unit_rhos(
         )
 
     return pd.Series(rhos, name="rho"), pd.Series(pairs, name="pairs")
+
+
+def _rho(
+    later: np.ndarray, earlier: np.ndarray, every: np.ndarray, rhotype: str, k: int
+) -> float | None:
+    """One unit's rho from its residual pairs; None when a denominator is 0."""
+    products = float(np.sum(later * earlier))
+    total = float(np.sum(every**2))
+    years = len(every)
+    if rhotype in ("regress", "freg"):
+        denominator = float(np.sum((earlier if rhotype == "regress" else later) ** 2))
+        return products / denominator if denominator else None
+    if total == 0:
+        return None
+    if rhotype == "tscorr":
+        return products / total
+    if rhotype == "theil":
+        return products / total * (years - k) / years
+    durbin_watson = float(np.sum((later - earlier) ** 2)) / total
+    if rhotype == "dw":
+        return 1 - durbin_watson / 2
+    if years**2 == k**2:
+        return None
+    return ((1 - durbin_watson / 2) * years**2 + k**2) / (years**2 - k**2)
 
 
 def _check_rhos(rhos: pd.Series, common: float | None) -> None:
@@ -460,6 +500,25 @@ def _contemporaneous_covariance(
     sigma = filled.T @ filled / shared
 
     return pd.DataFrame(sigma, index=grid.columns, columns=grid.columns), int(shared.min())
+
+
+def _restrict_sigma(
+    sigma: pd.DataFrame, residuals: np.ndarray, units: np.ndarray, panels: str
+) -> pd.DataFrame:
+    """Apply Stata's ``hetonly`` or ``independent`` to the estimated Sigma.
+
+    Under both, the variances use every year of a unit, not only the
+    periods common to all units, as they need no pairing across units.
+    """
+    if panels == "correlated":
+        return sigma
+    frame = pd.DataFrame({"unit": units, "e2": residuals**2})
+    if panels == "hetonly":
+        variances = frame.groupby("unit")["e2"].mean().reindex(sigma.index)
+    else:
+        variances = pd.Series(frame["e2"].mean(), index=sigma.index)
+
+    return pd.DataFrame(np.diag(variances.to_numpy()), index=sigma.index, columns=sigma.columns)
 
 
 def _pcse_covariance(
@@ -587,6 +646,9 @@ def fit_validation(
     correlation: str = "ar1",
     rhotype: str = "regress",
     pairwise: bool = False,
+    panels: str = "correlated",
+    np1: bool = False,
+    nmk: bool = False,
 ) -> tuple[PanelRegression, list[str]]:
     """Regress ``z`` on the validation regressors of ``validation_data``.
 
@@ -605,6 +667,9 @@ def fit_validation(
         correlation=correlation,
         rhotype=rhotype,
         pairwise=pairwise,
+        panels=panels,
+        np1=np1,
+        nmk=nmk,
     )
 
     return fit, constant

@@ -512,3 +512,89 @@ def test_regress_command_needs_covariates(runner: CliRunner, sample_copy: Path) 
 
     assert result.exit_code == 2
     assert "No covariates file" in result.stderr
+
+
+# Stata's other rhotypes and options (formulas from Stata's help _crcar1 and
+# [XT] xtpcse), each computed here by hand from the OLS residuals.
+
+
+def grunfeld_residuals(panel: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each firm's OLS residuals in year order."""
+    ols = prais_winsten_pcse(panel, "invest ~ value + capital", correlation="independent")
+    x = np.column_stack([np.ones(len(panel)), panel["value"], panel["capital"]])
+    frame = panel.assign(e=panel["invest"] - x @ ols.params[["Intercept", "value", "capital"]].to_numpy())
+    return {unit: rows.sort_values("year")["e"].to_numpy() for unit, rows in frame.groupby("unit")}
+
+
+def hand_rho(e: np.ndarray, rhotype: str, k: int = 3) -> float:
+    t = len(e)
+    products = float(np.sum(e[1:] * e[:-1]))
+    dw = float(np.sum(np.diff(e) ** 2) / np.sum(e**2))
+    return {
+        "regress": products / float(np.sum(e[:-1] ** 2)),
+        "freg": products / float(np.sum(e[1:] ** 2)),
+        "tscorr": products / float(np.sum(e**2)),
+        "dw": 1 - dw / 2,
+        "theil": products / float(np.sum(e**2)) * (t - k) / t,
+        "nagar": ((1 - dw / 2) * t**2 + k**2) / (t**2 - k**2),
+    }[rhotype]
+
+
+@pytest.mark.parametrize("rhotype", ["regress", "freg", "tscorr", "dw", "theil", "nagar"])
+def test_every_rhotype_by_hand(grunfeld_panel: pd.DataFrame, rhotype: str) -> None:
+    residuals = grunfeld_residuals(grunfeld_panel)
+    fit = prais_winsten_pcse(grunfeld_panel, "invest ~ value + capital", rhotype=rhotype)
+
+    for unit, e in residuals.items():
+        assert fit.unit_rhos[unit] == pytest.approx(hand_rho(e, rhotype), rel=1e-9)
+    assert fit.rho == pytest.approx(np.mean([hand_rho(e, rhotype) for e in residuals.values()]), rel=1e-9)
+
+
+def test_np1_weights_rhos_by_years(unbalanced: pd.DataFrame) -> None:
+    default = prais_winsten_pcse(unbalanced, "invest ~ value + capital")
+    np1 = prais_winsten_pcse(unbalanced, "invest ~ value + capital", np1=True)
+    years = unbalanced.groupby("unit").size()[np1.unit_rhos.index]
+
+    assert np1.rho == pytest.approx(float(np.average(np1.unit_rhos, weights=years)), rel=1e-12)
+    assert np1.rho != pytest.approx(default.rho, rel=1e-6)
+
+
+def test_independent_panels_give_ols_covariance_over_n(grunfeld_panel: pd.DataFrame) -> None:
+    # Stata's `independent`: Sigma = sigma^2 I with sigma^2 = e'e / N, so the
+    # covariance is the usual OLS one with divisor N instead of N - k.
+    import statsmodels.formula.api as smf
+
+    fit = prais_winsten_pcse(
+        grunfeld_panel, "invest ~ value + capital", correlation="independent", panels="independent"
+    )
+    ols = smf.ols("invest ~ value + capital", grunfeld_panel).fit()
+    n, k = len(grunfeld_panel), 3
+
+    np.testing.assert_allclose(fit.cov_params.to_numpy(), ols.cov_params().to_numpy() * (n - k) / n, rtol=1e-9)
+
+
+def test_hetonly_uses_each_firms_variance(grunfeld_panel: pd.DataFrame) -> None:
+    fit = prais_winsten_pcse(
+        grunfeld_panel, "invest ~ value + capital", correlation="independent", panels="hetonly"
+    )
+    residuals = grunfeld_residuals(grunfeld_panel)
+    frame = grunfeld_panel
+    x = np.column_stack([np.ones(len(frame)), frame["value"], frame["capital"]])
+    variance = frame["unit"].map({unit: float(np.mean(e**2)) for unit, e in residuals.items()}).to_numpy()
+    bread = np.linalg.inv(x.T @ x)
+    expected = bread @ (x.T * variance) @ x @ bread
+
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.cov_params.to_numpy())), np.sqrt(np.diag(expected))[[0, 1, 2]], rtol=1e-9)
+
+
+def test_nmk_scales_covariance(grunfeld_panel: pd.DataFrame) -> None:
+    plain = prais_winsten_pcse(grunfeld_panel, "invest ~ value + capital")
+    nmk = prais_winsten_pcse(grunfeld_panel, "invest ~ value + capital", nmk=True)
+    n, k = len(grunfeld_panel), 3
+
+    np.testing.assert_allclose(nmk.cov_params.to_numpy(), plain.cov_params.to_numpy() * n / (n - k), rtol=1e-12)
+
+
+def test_unknown_panels_option_raises(grunfeld_panel: pd.DataFrame) -> None:
+    with pytest.raises(PanelError, match="panels"):
+        prais_winsten_pcse(grunfeld_panel, "invest ~ value + capital", panels="spherical")

@@ -231,14 +231,17 @@ def typology_command(state: State, priority_cut: float | None, negotiability_cut
 @click.option("--target", "targets", multiple=True, help="Target to regress; repeat for several. Default: every eligible target.")
 @click.option("--covariates", type=click.Path(exists=True, dir_okay=False), help="CSV or Excel file: unit, year, connection, gdp_per_capita, revenue, population. Default: covariates in [scores] of qualkit.toml.")
 @click.option("--correlation", type=click.Choice(["independent", "ar1", "psar1"]), default="ar1", show_default=True, help="Within-unit autocorrelation: none, one AR(1) coefficient for all units, or one per unit.")
-@click.option("--rhotype", type=click.Choice(["regress", "tscorr"]), default="regress", show_default=True, help="How each unit's AR(1) coefficient is estimated from the OLS residuals.")
+@click.option("--rhotype", type=click.Choice(["regress", "freg", "tscorr", "dw", "theil", "nagar"]), default="regress", show_default=True, help="How each unit's AR(1) coefficient is estimated from the OLS residuals (Stata's rhotype()).")
 @click.option("--pairwise", is_flag=True, help="Estimate each residual covariance from the years two units share, not the years all units share.")
+@click.option("--panels", type=click.Choice(["correlated", "hetonly", "independent"]), default="correlated", show_default=True, help="Residual structure across units: full covariance, one variance per unit (Stata's hetonly), or one variance (Stata's independent).")
+@click.option("--np1", is_flag=True, help="Weight the units' AR(1) coefficients by their numbers of years, not pairs of years (Stata's np1).")
+@click.option("--nmk", is_flag=True, help="Scale the covariance by N / (N - k) (Stata's nmk).")
 @click.option("--post-year", type=int, default=2013, show_default=True, help="The post-period dummy is 1 for years after this one.")
 @click.option("--layout", type=click.Choice(["table2", "long"]), default="table2", show_default=True, help="table2: one column per target, SE in parentheses, stars; long: one row per target and term.")
 @output_option
 @pass_state
 @handle_errors
-def regress(state: State, targets: tuple[str, ...], covariates: str | None, correlation: str, rhotype: str, pairwise: bool, post_year: int, layout: str, output_format: str) -> None:
+def regress(state: State, targets: tuple[str, ...], covariates: str | None, correlation: str, rhotype: str, pairwise: bool, panels: str, np1: bool, nmk: bool, post_year: int, layout: str, output_format: str) -> None:
     """Regress standardized target values on personal connection and lagged controls.
 
     The model is z ~ connection + log GDP per capita (t-1) + log revenue
@@ -262,7 +265,7 @@ def regress(state: State, targets: tuple[str, ...], covariates: str | None, corr
     for target in chosen:
         data = validation_data(values, covariate_frame, target, post_year=post_year)
         try:
-            fit, dropped = fit_validation(data, correlation=correlation, rhotype=rhotype, pairwise=pairwise)
+            fit, dropped = fit_validation(data, correlation=correlation, rhotype=rhotype, pairwise=pairwise, panels=panels, np1=np1, nmk=nmk)
         except PanelError as error:
             if targets:
                 raise
