@@ -201,3 +201,7 @@ from qualkit.cli.queries import export, query  # noqa: E402
 
 cli.add_command(query)
 cli.add_command(export)
+
+from qualkit.cli.refi import refi  # noqa: E402
+
+cli.add_command(refi)
