@@ -205,3 +205,7 @@ cli.add_command(export)
 from qualkit.cli.refi import refi  # noqa: E402
 
 cli.add_command(refi)
+from qualkit.cli.merge import clone, merge  # noqa: E402
+
+cli.add_command(clone)
+cli.add_command(merge)
