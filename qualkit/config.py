@@ -56,7 +56,15 @@ missing = "common"             # common or each_year
 out = "report"
 formats = ["html", "md"]
 statuses = ["accepted", "suggested"]
-citation = "Interview #{{id}}, {{level}}-level official, {{province}}"
+quotes_per_target = 5
+# Fields: {{id}} {{level}} {{province}} {{date}}. A part in [...] is left out when
+# one of its fields is missing, and "|" separates alternatives, tried in order.
+citation = "Interview with [a {{level}}-level official|an official][ in {{province}} province] (Interview #{{id}})"
+# A redaction list (one name or pattern a line) for the report, the appendix
+# and matrix exports.
+# redact = "redact.txt"
+# A folder of your own templates ('qualkit report templates --copy DIR').
+# templates = "report_templates"
 """
 
 
@@ -77,6 +85,8 @@ class ProjectConfig:
     link: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    # [triangulation]: the thresholds of qualkit.triangulation.TriangulationRules.
+    triangulation: dict[str, Any] = field(default_factory=dict)
 
     def transcript_paths(self) -> list[Path]:
         """Return the transcript files the import globs match, sorted, without repeats."""
@@ -122,7 +132,19 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     "autocode": ("unit", "include_interviewer", "model"),
     "link": ("scope",),
     "scores": None,
-    "report": ("out", "formats", "statuses", "quotes_per_target", "citation", "templates"),
+    # Checked by qualkit.triangulation.TriangulationRules.from_mapping.
+    "triangulation": None,
+    "report": (
+        "out",
+        "formats",
+        "statuses",
+        "quotes_per_target",
+        "citation",
+        "templates",
+        "redact",
+        "figures",
+        "transcripts",
+    ),
 }
 
 
@@ -177,5 +199,24 @@ def _build_config(data: dict[str, Any], path: Path) -> ProjectConfig:
         autocode=dict(data.get("autocode", {})),
         link=dict(data.get("link", {})),
         scores=dict(data.get("scores", {})),
-        report=dict(data.get("report", {})),
+        report=_report_settings(data.get("report", {}), data.get("triangulation"), root),
+        triangulation=dict(data.get("triangulation", {})),
     )
+
+
+# Settings of [report] that name a file or folder, made absolute here so the
+# report code needs no project root.
+REPORT_PATHS = ("templates", "redact")
+
+
+def _report_settings(
+    section: dict[str, Any], triangulation: dict[str, Any] | None, root: Path
+) -> dict[str, Any]:
+    """Return [report] with absolute paths and the [triangulation] rules under "triangulation"."""
+    settings = dict(section)
+    if triangulation:
+        settings["triangulation"] = dict(triangulation)
+    for key in REPORT_PATHS:
+        if settings.get(key):
+            settings[key] = str(root / str(settings[key]))
+    return settings

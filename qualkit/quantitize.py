@@ -222,15 +222,35 @@ def stata_names(columns: list[str]) -> dict[str, str]:
     return names
 
 
+def redact_matrix(matrix: CaseCodeMatrix, redactor: Any) -> CaseCodeMatrix:
+    """Return a copy of the matrix with the redactor applied to every text cell.
+
+    ``redactor`` is a ``qualkit.redaction.Redactor``. Column names are code
+    ids and attribute names, not interview text, and are kept.
+    """
+    frame = matrix.frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(redactor.apply)
+    return CaseCodeMatrix(frame, dict(matrix.columns))
+
+
 def export_matrix(
-    matrix: CaseCodeMatrix, path: str | Path, file_format: str | None = None
+    matrix: CaseCodeMatrix,
+    path: str | Path,
+    file_format: str | None = None,
+    *,
+    redactor: Any = None,
 ) -> Path:
     """Write the matrix as CSV, Excel (.xlsx) or Stata 14+ (.dta, format 118); return the path.
 
-    The format comes from ``file_format`` or the file suffix. CSV and Excel
-    cells are neutralized against formula injection. Stata gets valid
-    variable names, and each variable's label gives the code and measure.
+    The format comes from ``file_format`` or the file suffix. A
+    ``redactor`` is applied to every text cell first. CSV and Excel cells
+    are neutralized against formula injection. Stata gets valid variable
+    names, and each variable's label gives the code and measure.
     """
+    if redactor:
+        matrix = redact_matrix(matrix, redactor)
     path = Path(path)
     chosen = file_format or FORMATS.get(path.suffix.lower())
     if chosen not in FORMATS.values():

@@ -167,17 +167,6 @@ def conflicts(state: State, output_format: str) -> None:
     echo_frame(state.project().conflicts(), output_format)
 
 
-@cli.command()
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder. Default: the project's report folder.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(["html", "md"]), help="Format to write; repeat for several. Default: html and md.")
-@pass_state
-@handle_errors
-def report(state: State, out: str | None, formats: tuple[str, ...]) -> None:
-    """Render the evidence report (HTML, Markdown)."""
-    for path in state.project().report(out, formats or None):
-        click.echo(f"Wrote {path}")
-
-
 def main() -> None:
     """Run the CLI (the ``qualkit`` console script)."""
     cli(prog_name="qualkit")
@@ -201,11 +190,17 @@ from qualkit.cli.queries import export, query  # noqa: E402
 
 cli.add_command(query)
 cli.add_command(export)
+from qualkit.cli.triangulation import triangulate  # noqa: E402
 
-from qualkit.cli.refi import refi  # noqa: E402
-
-cli.add_command(refi)
+cli.add_command(triangulate)
 from qualkit.cli.merge import clone, merge  # noqa: E402
 
 cli.add_command(clone)
 cli.add_command(merge)
+
+from qualkit.cli.refi import refi  # noqa: E402
+
+cli.add_command(refi)
+from qualkit.cli.report import report  # noqa: E402
+
+cli.add_command(report)

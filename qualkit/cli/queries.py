@@ -237,6 +237,11 @@ def export() -> None:
     type=click.Choice(["csv", "xlsx", "dta"]),
     help="File format. Default: from the suffix of OUT.",
 )
+@click.option(
+    "--redact",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Redaction list applied to every text cell. Default: [report] redact in qualkit.toml.",
+)
 @depth_option
 @filter_options()
 @pass_state
@@ -247,6 +252,7 @@ def export_matrix_command(
     measures: tuple[str, ...],
     attributes: tuple[str, ...],
     file_format: str | None,
+    redact: str | None,
     depth: int | None,
     **filters: Any,
 ) -> None:
@@ -262,15 +268,19 @@ def export_matrix_command(
       qualkit export matrix cases.dta --measure presence --measure share --depth 2
     """
     from qualkit.quantitize import case_code_matrix, export_matrix
+    from qualkit.report import load_redactor
 
+    project = state.project()
+    if redact is None and project.config is not None:
+        redact = project.config.report.get("redact")
     matrix = case_code_matrix(
-        state.project().db,
+        project.db,
         counted(**filters),
         measures=measures or ("count",),
         depth=depth,
         attributes=attributes,
     )
-    path = export_matrix(matrix, out, file_format)
+    path = export_matrix(matrix, out, file_format, redactor=load_redactor(redact))
     click.echo(
         f"Wrote {path}: {len(matrix.frame)} cases, {len(matrix.frame.columns)} columns."
     )

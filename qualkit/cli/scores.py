@@ -278,8 +278,15 @@ def regress(state: State, targets: tuple[str, ...], covariates: str | None, corr
         rows.append(coefficients)
     if not models:
         raise PanelError("no target could be estimated.", fix="See the reasons above, or pass --target.")
+    table2 = regression_table(models, labels=VALIDATION_LABELS)
+    # Kept for the appendix's regression table; a later run replaces it.
+    from qualkit.appendix import store_regression
+
+    names = {target: name for target, name in _target_names(project).items() if target in models}
+    options = {"correlation": correlation, "rhotype": rhotype, "pairwise": pairwise, "panels": panels, "np1": np1, "nmk": nmk, "post_year": post_year}
+    store_regression(project.db, table2, names=names, options=options)
     if layout == "table2":
-        echo_frame(regression_table(models, labels=VALIDATION_LABELS), output_format)
+        echo_frame(table2, output_format)
     else:
         echo_frame(pd.concat(rows, ignore_index=True), output_format)
 
