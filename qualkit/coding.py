@@ -12,6 +12,7 @@ part in merging.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,7 +374,7 @@ def list_codings(
         "SELECT c.id, c.source_id, k.province, k.level, c.start_offset, c.end_offset, "
         "c.code_id, c.coder, c.origin, c.status, c.codebook_version, c.needs_review, "
         "(SELECT group_concat(target_id, ',') FROM quote_links l WHERE l.coding_id = c.id) AS targets, "
-        f"c.quote {CODING_FROM} WHERE {where} ORDER BY c.source_id, c.start_offset, c.code_id, c.id",
+        f"c.value, c.quote {CODING_FROM} WHERE {where} ORDER BY c.source_id, c.start_offset, c.code_id, c.id",
         db.conn,
         params=params,
     )
@@ -667,15 +668,25 @@ def add_coding(
     end: int,
     *,
     on_overlap: str = "merge",
+    value: float | None = None,
 ) -> CodingChange:
     """Add the recorder's coder's manual, accepted coding of ``code_id`` on a span.
 
-    The coding carries the codebook version of its code. The caller opens
-    the transaction.
+    The coding carries the codebook version of its code and, when given,
+    a number (``value``, e.g. an intensity rating) for ordinal, interval or
+    ratio agreement. The caller opens the transaction.
     """
     db = recorder.db
     code = require_code(db, code_id)
     start, end = check_span(source_text(db, source_id), source_id, start, end)
+    values: dict[str, Any] = {"codebook_version": code["codebook_version"]}
+    if value is not None:
+        if not math.isfinite(value):
+            raise InputError(
+                f"the coding value {value!r} is not a finite number.",
+                fix="Give a number such as 2 or 0.5 with --value.",
+            )
+        values["value"] = float(value)
     return settle_coding(
         recorder,
         source_id=source_id,
@@ -684,7 +695,7 @@ def add_coding(
         start=start,
         end=end,
         on_overlap=on_overlap,
-        values={"codebook_version": code["codebook_version"]},
+        values=values,
     )
 
 

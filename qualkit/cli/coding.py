@@ -262,6 +262,11 @@ def code() -> None:
 @click.argument("source")
 @click.option("--code", "code_id", required=True, help="Code id from the codebook.")
 @span_options
+@click.option(
+    "--value",
+    type=float,
+    help="A number stored with the coding (e.g. an intensity rating), used by ordinal, interval and ratio agreement.",
+)
 @click.option("--memo", "memo_text", help="Also store this memo about the new coding.")
 @coder_option
 @pass_state
@@ -276,6 +281,7 @@ def code_add(
     match_text: str | None,
     occurrence: int | None,
     on_overlap: str,
+    value: float | None,
     memo_text: str | None,
     coder: str | None,
 ) -> None:
@@ -285,6 +291,7 @@ def code_add(
     Examples:
       qualkit code add G16S011 --code strategy.reframing --span 1200:1288
       qualkit code add G16S011 --code target.veto --segment 14
+      qualkit code add G16S011 --code target.veto --segment 14 --value 3
       qualkit code add G16S011 --code channel.informal.inspection --match "when the leaders go down"
     """
     from qualkit import store
@@ -299,7 +306,7 @@ def code_add(
     with store.transaction(db):
         recorder = ChangeRecorder(db, who, command_name())
         change = add_coding(
-            recorder, source, code_id, start, end, on_overlap=on_overlap
+            recorder, source, code_id, start, end, on_overlap=on_overlap, value=value
         )
         memo_id = (
             add_memo(recorder, "coding", str(change.coding_id), memo_text)

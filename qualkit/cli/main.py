@@ -204,3 +204,8 @@ cli.add_command(refi)
 from qualkit.cli.report import report  # noqa: E402
 
 cli.add_command(report)
+from qualkit.cli.agreement import adjudicate, agree, disagreements  # noqa: E402
+
+cli.add_command(agree)
+cli.add_command(disagreements)
+cli.add_command(adjudicate)
