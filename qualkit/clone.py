@@ -3,7 +3,10 @@
 A clone is made with SQLite's online backup API, so it is consistent even
 while another process writes to the project. The copy is written to a
 temporary file next to the destination and renamed into place only when it
-is complete, so a failed clone leaves no half-written file behind.
+is complete, so a failed clone leaves no half-written file behind. A blind
+copy is made in memory and only written to disk after the other coders'
+rows are deleted, so a clone that is killed part-way never leaves their
+work in a file.
 
 A blind clone keeps everything a coder needs (sources, segments, cases, the
 codebook, targets, the panel, scores and auto-coding suggestions) and the
@@ -14,9 +17,11 @@ about codings, memos and quote links, and their review positions.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +65,17 @@ def sources_fingerprint(db: sqlite_utils.Database | sqlite3.Connection) -> str:
     for source_id, text_digest in rows:
         digest.update(f"{source_id}\t{text_digest}\n".encode())
     return digest.hexdigest()
+
+
+def coder_key(name: str) -> str:
+    """Return the form of a coder name that two spellings of one coder share.
+
+    Surrounding whitespace is ignored, case is folded, and the result is in
+    Unicode NFC, so "Zoë" typed with a combining diaeresis matches "Zoë"
+    typed as one character, and "Alice" matches "alice ".
+    """
+    decomposed = unicodedata.normalize("NFD", name.strip())
+    return unicodedata.normalize("NFC", decomposed.casefold())
 
 
 def database_path(db: sqlite_utils.Database) -> Path:
@@ -114,6 +130,13 @@ def clone_project(
         raise QualkitError(
             f"{destination} is the project database itself. Give the clone another file name."
         )
+    for suffix in ("-wal", "-shm", "-journal"):
+        # SQLite deletes these files when the project closes, copy or not.
+        if same_file(destination, Path(f"{origin}{suffix}")):
+            raise QualkitError(
+                f"{destination} is a working file of the project database that SQLite "
+                "manages. Give the clone another file name."
+            )
     if destination.is_dir():
         raise QualkitError(
             f"{destination} is a folder. Give a file name such as {destination / 'alice.db'}."
@@ -122,28 +145,74 @@ def clone_project(
         raise QualkitError(
             f"{destination} already exists. Choose another name, or pass --force to replace it."
         )
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise QualkitError(
+            f"Cannot create the folder {destination.parent} for the clone ({error.strerror}). "
+            "Give a destination in a folder that exists or can be created."
+        ) from None
+    _remove_stale_partials(destination)
     partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
     _remove_database_file(partial)
     try:
         result = _write_clone(db, origin, partial, coder, blind)
         _remove_sidecar_files(destination)
         os.replace(partial, destination)
+    except (OSError, sqlite3.OperationalError) as error:
+        raise QualkitError(
+            f"Cannot write the clone {destination} ({error}). "
+            "Check that its folder is writable and has free space."
+        ) from None
     finally:
         _remove_database_file(partial)
     result.path = destination
     return result
 
 
+def _remove_stale_partials(destination: Path) -> None:
+    """Delete temporary files of earlier clones to ``destination`` whose process has ended.
+
+    A clone that was killed leaves its temporary file behind. A file whose
+    process id still belongs to a running process is kept, because that
+    process may be cloning to the same destination right now.
+
+    NOTE: process ids are only checked on this machine, so a clone to the
+    same destination from another machine on a shared folder can lose its
+    temporary file and fail with an error.
+    """
+    prefix = f".{destination.name}."
+    for candidate in destination.parent.glob(f"{glob.escape(prefix)}*.partial*"):
+        pid_text = candidate.name[len(prefix) :].split(".partial", 1)[0]
+        if not pid_text.isdigit() or _process_running(int(pid_text)):
+            continue
+        candidate.unlink(missing_ok=True)
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # The process exists but belongs to another user.
+        return True
+    return True
+
+
 def _write_clone(
     db: sqlite_utils.Database, origin: Path, partial: Path, coder: str, blind: bool
 ) -> CloneResult:
-    copy = sqlite3.connect(str(partial))
+    # A blind copy is blinded in memory and then written out with VACUUM
+    # INTO, which writes no free pages, so the other coders' rows never reach
+    # the disk. NOTE: a blind clone needs memory for one copy of the project.
+    copy = sqlite3.connect(":memory:" if blind else str(partial))
     try:
         db.conn.backup(copy)
-        # A rollback journal keeps the copy in one file until it is renamed;
-        # qualkit switches it back to WAL when it next opens it.
-        copy.execute("PRAGMA journal_mode = DELETE")
+        if not blind:
+            # A rollback journal keeps the copy in one file until it is renamed;
+            # qualkit switches it back to WAL when it next opens it.
+            copy.execute("PRAGMA journal_mode = DELETE")
         copy.execute("PRAGMA foreign_keys = ON")
         fingerprint = sources_fingerprint(copy)
         with copy:
@@ -159,8 +228,7 @@ def _write_clone(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items()
             )
         if blind:
-            # Deleted rows stay readable in free pages until the file is rebuilt.
-            copy.execute("VACUUM")
+            copy.execute("VACUUM INTO ?", [str(partial)])
         sources = copy.execute("SELECT count(*) FROM sources").fetchone()[0]
         kept = copy.execute("SELECT count(*) FROM codings").fetchone()[0]
     finally:
@@ -185,37 +253,39 @@ def _leave_out_others(
 ) -> tuple[int, int, int, int]:
     """Delete other human coders' work from the copy and return the counts per kind.
 
-    Coder names are compared case-insensitively (Unicode case folding), so
-    "Alice" keeps the codings stored under "alice". A suggestion that
-    another coder accepted or rejected became that coder's coding. It is
-    turned back into a suggestion, so that the clone's coder reviews it too,
-    unless the same suggestion is stored already.
+    Coder names are compared by ``coder_key``, so "Alice" keeps the codings
+    stored under "alice". A suggestion that another coder accepted or
+    rejected became that coder's coding. It is turned back into a
+    suggestion, so that the clone's coder reviews it too, unless the same
+    suggestion is stored already. Its ``updated_at`` goes back to its
+    ``created_at``, as for an undecided suggestion, so the time of the other
+    coder's decision does not show which suggestions were decided.
     """
     copy.create_function(
-        "qualkit_casefold",
+        "qualkit_coder_key",
         1,
-        lambda text: text.casefold() if text else text,
+        lambda text: coder_key(text) if text else text,
         deterministic=True,
     )
-    own = coder.casefold()
+    own = coder_key(coder)
     keep = (own, AUTO_CODER)
     restored = copy.execute(
         "UPDATE OR IGNORE codings SET coder = ?, status = 'suggested', value = NULL, "
-        "key_quote = 0, needs_review = 0 "
-        "WHERE origin = 'auto' AND qualkit_casefold(coder) NOT IN (?, ?)",
+        "key_quote = 0, needs_review = 0, updated_at = created_at "
+        "WHERE origin = 'auto' AND qualkit_coder_key(coder) NOT IN (?, ?)",
         [AUTO_CODER, *keep],
     ).rowcount
     # Memos about codings go first, while the codings they name still exist.
     # The system coder's memos (notes on re-anchored codings) go with the
     # codings they describe.
     memos = copy.execute(
-        "DELETE FROM memos WHERE (qualkit_casefold(coder) NOT IN (?, ?, ?)) OR (about = 'coding' "
+        "DELETE FROM memos WHERE (qualkit_coder_key(coder) NOT IN (?, ?, ?)) OR (about = 'coding' "
         "AND CAST(about_id AS INTEGER) IN (SELECT id FROM codings "
-        "WHERE qualkit_casefold(coder) NOT IN (?, ?)))",
+        "WHERE qualkit_coder_key(coder) NOT IN (?, ?)))",
         [*keep, SYSTEM_CODER, *keep],
     ).rowcount
     codings = copy.execute(
-        "DELETE FROM codings WHERE qualkit_casefold(coder) NOT IN (?, ?)", keep
+        "DELETE FROM codings WHERE qualkit_coder_key(coder) NOT IN (?, ?)", keep
     ).rowcount
     existing = {
         row[0]
@@ -227,8 +297,47 @@ def _leave_out_others(
     tables = ", ".join("?" for _ in CODER_TABLES)
     history = copy.execute(
         f"DELETE FROM audit_log WHERE table_name IN ({tables}) "
-        "AND qualkit_casefold(coder) != ?",
+        "AND qualkit_coder_key(coder) != ?",
         [*CODER_TABLES, own],
     ).rowcount
-    copy.execute("DELETE FROM review_state WHERE qualkit_casefold(coder) != ?", [own])
+    history += _leave_out_others_rows_in_own_history(copy, own)
+    copy.execute("DELETE FROM review_state WHERE qualkit_coder_key(coder) != ?", [own])
     return codings, restored, memos, history
+
+
+def _leave_out_others_rows_in_own_history(copy: sqlite3.Connection, own: str) -> int:
+    """Delete the coder's own audit entries whose stored rows are other coders' work.
+
+    The coder may have run a command that wrote other coders' rows, such as
+    ``qualkit merge --coder NAME``, and each audit entry keeps the whole row
+    before and after. A coding entry stays when every stored row belongs to
+    the coder or to auto-coding. A memo entry stays when every stored row
+    belongs to the coder or is a system memo kept in the copy. A link entry
+    stays when its coding is in the copy or in a kept coding entry.
+    """
+    owners = "qualkit_coder_key(coalesce(json_extract({column}, '$.coder'), '')) NOT IN (?, ?)"
+    other_coding = " OR ".join(
+        f"({column} IS NOT NULL AND {owners.format(column=column)})"
+        for column in ("before", "after")
+    )
+    deleted = copy.execute(
+        f"DELETE FROM audit_log WHERE table_name = 'codings' AND ({other_coding})",
+        [own, AUTO_CODER, own, AUTO_CODER],
+    ).rowcount
+    other_memo = " OR ".join(
+        f"({column} IS NOT NULL AND {owners.format(column=column)} "
+        f"AND NOT (json_extract({column}, '$.coder') = ? "
+        "AND CAST(row_id AS INTEGER) IN (SELECT id FROM memos)))"
+        for column in ("before", "after")
+    )
+    deleted += copy.execute(
+        f"DELETE FROM audit_log WHERE table_name = 'memos' AND ({other_memo})",
+        [own, own, SYSTEM_CODER, own, own, SYSTEM_CODER],
+    ).rowcount
+    deleted += copy.execute(
+        "DELETE FROM audit_log WHERE table_name = 'quote_links' "
+        "AND json_extract(coalesce(after, before), '$.coding_id') NOT IN "
+        "(SELECT id FROM codings UNION "
+        "SELECT CAST(row_id AS INTEGER) FROM audit_log WHERE table_name = 'codings')"
+    ).rowcount
+    return deleted

@@ -8,14 +8,17 @@ The rules, per coding of an input file:
 - Auto-coding suggestions (coder ``autocode``) are not merged, because they
   are machine output that ``qualkit autocode`` rebuilds in the target.
 - The coder's name is mapped by ``--map-coder`` first, then compared with
-  the names already in the target without regard to case. The target's
+  the names already in the target without regard to case, surrounding
+  whitespace or Unicode normalization (``qualkit.clone.coder_key``). The target's
   spelling is kept, and a name new to the target keeps the spelling of the
   first input file it appears in (the most frequent one if a file has
   several).
 - A coding whose source is missing from the target, whose source text
-  differs from the target's, or whose code is not in the target's codebook
-  is not merged and is listed as a conflict. Options import missing
-  sources, or move codings of changed sources onto the target's text.
+  differs from the target's, or whose code is not an active code of the
+  target's codebook is not merged and is listed as a conflict. A code that
+  a newer codebook version dropped or replaced is inactive. Options import
+  missing sources, or move codings of changed sources onto the target's
+  text.
 - A coding identical to one in the target (same source, span, code and
   coder, with the same status, value and key-quote mark) adds nothing.
 - A coding with the same source, span, code and coder as one in the target
@@ -39,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -51,7 +55,7 @@ import sqlite_utils
 from qualkit import store
 from qualkit.anchoring import OffsetMap
 from qualkit.audit import SYSTEM_CODER, ChangeRecorder, check_coder_name, snapshot
-from qualkit.clone import AUTO_CODER, database_path, same_file
+from qualkit.clone import AUTO_CODER, coder_key, database_path, same_file
 from qualkit.errors import InputError, QualkitError
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ log = logging.getLogger(__name__)
 MERGE_COMMAND = "merge"
 # Fields that make two codings of one span, code and coder different decisions.
 DECISION_FIELDS = ("status", "value", "key_quote")
+# Tables that every merge reads. The quote_links and review_state tables are optional.
+REQUIRED_INPUT_TABLES = frozenset({"codings", "sources", "codes", "memos"})
 # Coder names that are not people and are never mapped.
 MACHINE_CODERS = (AUTO_CODER, SYSTEM_CODER)
 
@@ -66,6 +72,7 @@ MACHINE_CODERS = (AUTO_CODER, SYSTEM_CODER)
 MISSING_SOURCE = "missing_source"
 CHANGED_SOURCE = "changed_source"
 UNKNOWN_CODE = "unknown_code"
+INVALID_SPAN = "invalid_span"
 DIFFERENT_DECISION = "different_decision"
 OVERLAPS_OWN_CODING = "overlaps_own_coding"
 MEMO_EDITED = "memo_edited"
@@ -190,7 +197,7 @@ def _frame(rows: Sequence[Any], kind: type) -> pd.DataFrame:
 
 
 def parse_coder_map(items: Iterable[str]) -> dict[str, str]:
-    """Parse ``OLD=NEW`` items into a dict keyed by the case-folded old name.
+    """Parse ``OLD=NEW`` items into a dict keyed by ``coder_key`` of the old name.
 
     Raises InputError on an item without ``=``, an empty or reserved name, or
     one old name mapped to two new names.
@@ -207,7 +214,7 @@ def parse_coder_map(items: Iterable[str]) -> dict[str, str]:
             new_name = check_coder_name(new)
         except QualkitError as error:
             raise InputError(f"--map-coder {item!r}: {error}") from None
-        key = old.strip().casefold()
+        key = coder_key(old)
         if key in mapping and mapping[key] != new_name:
             raise InputError(
                 f"--map-coder maps {old.strip()!r} to both {mapping[key]!r} and {new_name!r}.",
@@ -235,30 +242,33 @@ class CoderNames:
         for name, _ in sorted(spellings.items(), key=lambda item: (-item[1], item[0])):
             if name in MACHINE_CODERS:
                 continue
-            self.canonical.setdefault(name.casefold(), name)
-            self.in_target.add(name.casefold())
+            self.canonical.setdefault(coder_key(name), name)
+            self.in_target.add(coder_key(name))
 
     def resolve(self, name: str, file_spellings: Counter[str]) -> tuple[str, str]:
         """Return the name to store for ``name`` and a note on how it was chosen."""
         if name in MACHINE_CODERS:
             return name, ""
-        folded = name.casefold()
+        folded = coder_key(name)
         note = ""
         mapped = name
         if folded in self.explicit:
             self.used_explicit.add(folded)
             mapped = self.explicit[folded]
             note = f"mapped by --map-coder {name}={mapped}"
-        mapped_folded = mapped.casefold()
+        mapped_folded = coder_key(mapped)
         if mapped_folded not in self.canonical:
             if mapped == name:
                 # A new coder: the file's most frequent spelling of the name.
+                # The name itself counts too, for a coder who only wrote memos.
                 same = [
                     (count, spelling)
                     for spelling, count in file_spellings.items()
-                    if spelling.casefold() == folded
-                ]
+                    if coder_key(spelling) == folded
+                ] or [(0, name)]
                 mapped = min(same, key=lambda item: (-item[0], item[1]))[1]
+            # A new spelling is stored without surrounding whitespace, in NFC.
+            mapped = unicodedata.normalize("NFC", mapped.strip())
             self.canonical[mapped_folded] = mapped
         stored = self.canonical[mapped_folded]
         if stored != mapped or (stored != name and not note):
@@ -267,7 +277,12 @@ class CoderNames:
                 if mapped_folded in self.in_target
                 else "the spelling first seen in the merge"
             )
-            case_note = f"same coder as {stored!r} (case ignored), {where} kept"
+            ignored = (
+                "case ignored"
+                if name.casefold() == stored.casefold()
+                else "case, surrounding spaces and Unicode form ignored"
+            )
+            case_note = f"same coder as {stored!r} ({ignored}), {where} kept"
             note = f"{note}; {case_note}" if note else case_note
         return stored, note
 
@@ -283,7 +298,8 @@ def open_input(path: Path, target: Path) -> sqlite3.Connection:
     """Open an input file read-only after checking that it is a qualkit database.
 
     Raises InputError naming the file when it is missing, is the target,
-    is not a qualkit database, or was written by a newer qualkit.
+    is not a qualkit database, lacks a table that the merge reads, is
+    locked by a writer, is damaged, or was written by a newer qualkit.
     """
     if not path.exists():
         raise InputError(
@@ -319,6 +335,20 @@ def open_input(path: Path, target: Path) -> sqlite3.Connection:
             version_row = connection.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if "locked" not in str(error):
+            raise InputError(
+                f"is not a SQLite database ({error}).",
+                path=path,
+                fix="Give the .db file of a coder's copy.",
+            ) from None
+        raise InputError(
+            f"cannot be read because another program is writing to it ({error}).",
+            path=path,
+            fix="Close the program that has the copy open (for example a running 'qualkit review'), "
+            "then merge again.",
+        ) from None
     except sqlite3.DatabaseError as error:
         connection.close()
         raise InputError(
@@ -346,7 +376,37 @@ def open_input(path: Path, target: Path) -> sqlite3.Connection:
             path=path,
             fix="Upgrade qualkit, then merge again.",
         )
+    missing = sorted(REQUIRED_INPUT_TABLES - tables)
+    if missing:
+        connection.close()
+        raise InputError(
+            f"has no {', '.join(missing)} table, so it is not a complete qualkit project.",
+            path=path,
+            fix="Give the .db file of a coder's copy made with 'qualkit clone'.",
+        )
+    _check_input_pages(connection, path)
     return connection
+
+
+def _check_input_pages(connection: sqlite3.Connection, path: Path) -> None:
+    """Raise InputError naming the file when SQLite's quick check finds damage in it.
+
+    The check reads every page once, so a damaged page stops the merge here
+    with a message instead of half-way through with a traceback.
+    """
+    try:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    if problems == ["ok"]:
+        return
+    connection.close()
+    raise InputError(
+        f"is damaged ({'; '.join(problems)}).",
+        path=path,
+        fix="Ask the coder for an intact copy, or try 'sqlite3 FILE .recover' on a copy of it, "
+        "then merge again.",
+    )
 
 
 def _columns(
@@ -363,6 +423,17 @@ def _rows(
     cursor = connection.execute(sql, params)
     names = [item[0] for item in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _active_codes(db: sqlite_utils.Database) -> set[str]:
+    """Return the ids of the codes in the target's current codebook version.
+
+    A code that a newer version dropped or replaced stays in ``codes`` with
+    ``active = 0``, for the codings made under it, but takes no new codings.
+    """
+    if "active" not in _columns(db, "codes"):
+        return {row[0] for row in db.execute("SELECT id FROM codes")}
+    return {row[0] for row in db.execute("SELECT id FROM codes WHERE active = 1")}
 
 
 def _has_table(connection: sqlite3.Connection, table: str) -> bool:
@@ -455,7 +526,10 @@ class _FileMerge:
         # Target codings that this file added or matched exactly, whose links are copied.
         self.linkable: set[int] = set()
         self.coders: dict[str, CoderSummary] = {}
-        self.known_codes = {row[0] for row in db.execute("SELECT id FROM codes")}
+        self.known_codes = _active_codes(db)
+        self.retired_codes = {
+            row[0] for row in db.execute("SELECT id FROM codes")
+        } - self.known_codes
         # Codings with a larger id were added by this merge.
         self.last_before = db.execute(
             "SELECT coalesce(max(id), 0) FROM codings"
@@ -479,6 +553,15 @@ class _FileMerge:
                 path=self.path,
                 fix=f"Run 'qualkit --db {self.path} check' to find the invalid rows, "
                 "or leave the file out of the merge.",
+            ) from error
+        except sqlite3.DatabaseError as error:
+            # open_input checked the file, so this is damage that the quick
+            # check missed, or a failure to write the target.
+            raise InputError(
+                f"the merge of this file failed ({error}); nothing was merged.",
+                path=self.path,
+                fix="Check the file with 'sqlite3 FILE \"PRAGMA integrity_check\"', "
+                "or leave it out of the merge.",
             ) from error
         self.summary.conflicts = sum(
             1 for row in self.report.conflicts if row.file == str(self.path)
@@ -563,13 +646,12 @@ class _FileMerge:
 
     def _coder(self, name: str) -> CoderSummary:
         if name not in self.coders:
-            spellings = Counter(
-                dict(
-                    self.input.execute(
-                        "SELECT coder, count(*) FROM codings GROUP BY coder"
-                    ).fetchall()
-                )
-            )
+            spellings: Counter[str] = Counter()
+            for table in ("codings", "memos"):
+                for spelling, count in self.input.execute(
+                    f"SELECT coder, count(*) FROM [{table}] GROUP BY coder"
+                ).fetchall():
+                    spellings[spelling] += count
             stored, note = self.names.resolve(name, spellings)
             before = self.db.execute(
                 "SELECT count(*) FROM codings WHERE coder = ? AND id <= ?",
@@ -623,7 +705,9 @@ class _FileMerge:
             "end": row["end_offset"],
         }
         state = self.source_state.get(row["source_id"], "missing")
-        if not self._mergeable(row, state, where):
+        if not self._mergeable(row, state, where) or not self._span_in_text(
+            row, state, where
+        ):
             self.summary.codings_not_merged += 1
             return NOT_MERGED
         reanchor_note = ""
@@ -631,6 +715,11 @@ class _FileMerge:
             self.summary.codings_reanchored += 1
             if not self._reanchor(row, incoming):
                 reanchor_note = f"its words changed in the target's text (they were {row['quote']!r} in the file)"
+        else:
+            # The quote is derived from the text, which is the same in the
+            # file and the target, so a quote that disagrees with it is not copied.
+            text = self._target_text(row["source_id"])
+            incoming["quote"] = text[incoming["start_offset"] : incoming["end_offset"]]
         where.update(start=incoming["start_offset"], end=incoming["end_offset"])
         existing = self._existing(incoming)
         if existing is not None:
@@ -647,6 +736,15 @@ class _FileMerge:
                 NOT_MERGED,
                 **where,
                 detail="The source is not in the target. Pass --add-missing-sources to import it.",
+            )
+            return False
+        if row["code_id"] in self.retired_codes:
+            self._conflict(
+                UNKNOWN_CODE,
+                NOT_MERGED,
+                **where,
+                detail="The code was dropped or replaced in the target's current codebook. Apply that "
+                f"codebook to the copy ('qualkit --db {self.path} codebook apply FILE'), then merge again.",
             )
             return False
         if row["code_id"] not in self.known_codes:
@@ -667,6 +765,31 @@ class _FileMerge:
             )
             return False
         return True
+
+    def _span_in_text(
+        self, row: dict[str, Any], state: str, where: dict[str, Any]
+    ) -> bool:
+        """Return whether the coding's offsets lie inside its source's text in the file, listing the conflict if not."""
+        if state == "changed":
+            length = self._input_text_length(row["source_id"])
+        else:
+            length = len(self._target_text(row["source_id"]))
+        if 0 <= row["start_offset"] < row["end_offset"] <= length:
+            return True
+        self._conflict(
+            INVALID_SPAN,
+            NOT_MERGED,
+            **where,
+            detail=f"The span {row['start_offset']}:{row['end_offset']} lies outside the source's text "
+            f"of {length} characters. Fix or remove the coding in the copy, then merge again.",
+        )
+        return False
+
+    def _input_text_length(self, source_id: str) -> int:
+        found = self.input.execute(
+            "SELECT length(text) FROM sources WHERE id = ?", [source_id]
+        ).fetchone()
+        return int(found[0] or 0)
 
     def _compare(
         self,
