@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -19,7 +21,20 @@ import sqlite_utils
 
 from qualkit.errors import StoreError
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 2
+
+# Seconds a writer waits for another process's write lock (also the
+# QUALKIT_BUSY_TIMEOUT environment variable). Coding commands hold the lock
+# for well under a second, while an import or auto-coding run of a large
+# corpus may hold it for minutes.
+DEFAULT_BUSY_TIMEOUT = 30.0
+BUSY_TIMEOUT_VARIABLE = "QUALKIT_BUSY_TIMEOUT"
+# A day: SQLite takes the timeout in milliseconds as a 32-bit integer.
+MAX_BUSY_TIMEOUT = 86400.0
+# Seconds of waiting for the lock before the command logs that it is waiting.
+FIRST_LOCK_WAIT = 2.0
 
 SCHEMA = """
 CREATE TABLE meta (
@@ -57,6 +72,8 @@ CREATE TABLE sources (
     imported_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- An import looks up each file's text hash to reject duplicates.
+CREATE INDEX IF NOT EXISTS sources_content_hash ON sources (content_hash);
 CREATE TABLE segments (
     id INTEGER PRIMARY KEY,
     source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
@@ -96,6 +113,8 @@ CREATE TABLE codes (
     codebook_version TEXT NOT NULL,
     active INTEGER NOT NULL DEFAULT 1
 );
+-- value (version 2) is the last column because ALTER TABLE ADD COLUMN puts it
+-- there when an older file is upgraded, so both files have one column order.
 CREATE TABLE codings (
     id INTEGER PRIMARY KEY,
     source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
@@ -109,11 +128,11 @@ CREATE TABLE codings (
     codebook_version TEXT NOT NULL,
     rule TEXT,
     matched_text TEXT,
-    value REAL,
     needs_review INTEGER NOT NULL DEFAULT 0,
     key_quote INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    value REAL,
     UNIQUE (source_id, start_offset, end_offset, code_id, coder)
 );
 CREATE INDEX codings_code ON codings (code_id, status);
@@ -230,6 +249,19 @@ CREATE TABLE IF NOT EXISTS review_state (
 SCHEMA += HISTORY_SCHEMA
 
 
+class DatabaseBusyError(StoreError):
+    """Another process held the database's write lock for the whole busy timeout."""
+
+    def __init__(self, path: str | Path, waited: float) -> None:
+        self.path = str(path)
+        self.waited = waited
+        super().__init__(
+            f"Another qualkit process is writing to {path}; waited {waited:g} s. "
+            "Nothing was changed. Run the command again when the other command has "
+            f"finished, or set {BUSY_TIMEOUT_VARIABLE} to a number of seconds to wait longer."
+        )
+
+
 def utc_now() -> str:
     """Return the current UTC time as an ISO 8601 string to the second."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -240,42 +272,134 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def open_database(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+def busy_timeout_seconds() -> float:
+    """Return how long a writer waits for another process's lock, in seconds.
+
+    The value comes from the QUALKIT_BUSY_TIMEOUT environment variable, or
+    DEFAULT_BUSY_TIMEOUT when it is unset or empty.
+    """
+    raw = os.environ.get(BUSY_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_BUSY_TIMEOUT:
+        raise StoreError(
+            f"{BUSY_TIMEOUT_VARIABLE} is {raw!r}, which is not a number of seconds "
+            f"from 0 to {MAX_BUSY_TIMEOUT:g}. Set it to a number such as 30, or unset it."
+        )
+    return seconds
+
+
+def open_database(
+    path: str | Path, *, create: bool = True, busy_timeout: float | None = None
+) -> sqlite_utils.Database:
     """Open the qualkit database at ``path``, creating its schema if it is new.
 
-    Foreign keys are on, the journal is in WAL mode and a writer waits up to
-    30 seconds for another process's lock before failing.
+    Foreign keys are on and the journal is in WAL mode. A writer waits up to
+    ``busy_timeout`` seconds (default: ``busy_timeout_seconds()``) for
+    another process's lock before ``transaction`` raises DatabaseBusyError.
+    A file at an older schema version is upgraded in place after a backup
+    copy is written next to it (see qualkit.migrations). A file from a newer
+    qualkit, or with an invalid version, raises StoreError unchanged.
     """
     path = Path(path)
     if not create and not path.exists():
         raise StoreError(
             f"Database {path} not found. Run 'qualkit init' first or pass --db."
         )
+    if busy_timeout is None:
+        busy_timeout = busy_timeout_seconds()
     path.parent.mkdir(parents=True, exist_ok=True)
+    conn = None
     try:
-        conn = sqlite3.connect(str(path), timeout=30)
+        conn = sqlite3.connect(str(path), timeout=busy_timeout)
         db = sqlite_utils.Database(conn)
         db.execute("PRAGMA foreign_keys = ON")
         _ensure_schema(db, path)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.enable_wal()
     except sqlite3.OperationalError as error:
+        _close_quietly(conn)
         if "readonly" in str(error) or "unable to open" in str(error):
             raise StoreError(
                 f"Cannot write to {path} ({error}). qualkit needs write access to the "
                 "database and its folder; fix the permissions or work on a copy."
             ) from error
+        if _is_lock_error(error):
+            raise DatabaseBusyError(path, busy_timeout) from error
         raise StoreError(
             f"Cannot open {path} as a qualkit database ({error}). Check that the "
             "file is a SQLite database written by qualkit, or pass another --db."
         ) from error
     except sqlite3.DatabaseError as error:
+        _close_quietly(conn)
         raise StoreError(
             f"Cannot open {path} as a qualkit database ({error}). Check that the "
             "file is a SQLite database written by qualkit, or pass another --db."
         ) from error
+    except BaseException:
+        # A refused version or a failed upgrade: close the file untouched.
+        _close_quietly(conn)
+        raise
 
     return db
+
+
+def _close_quietly(conn: sqlite3.Connection | None) -> None:
+    if conn is None:
+        return
+    with contextlib.suppress(sqlite3.Error):
+        if conn.in_transaction:
+            conn.rollback()
+        conn.close()
+
+
+def _is_lock_error(error: sqlite3.OperationalError) -> bool:
+    message = str(error)
+    return "database is locked" in message or "database is busy" in message
+
+
+def schema_statements(script: str = SCHEMA) -> list[str]:
+    """Split a schema script into its statements, dropping comments between them."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"Unfinished SQL statement at the end of the schema: {buffer!r}")
+    return statements
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    """Create the tables and the meta rows in one transaction.
+
+    ``executescript`` would commit after each statement's batch, so a crash
+    could leave tables without a schema version. Each statement runs on its
+    own here, inside ``transaction``.
+    """
+    with transaction(db):
+        if "meta" in db.table_names():
+            # Another process created the schema while this one waited for the lock.
+            return
+        for statement in schema_statements():
+            db.conn.execute(statement)
+        now = utc_now()
+        db.conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("created_at", now),
+                ("updated_at", now),
+            ],
+        )
 
 
 def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
@@ -285,28 +409,39 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
                 f"{path} is a SQLite database but not a qualkit project "
                 f"(it has tables {', '.join(db.table_names()[:5])}). Pass another --db."
             )
-        with db.atomic():
-            db.executescript(SCHEMA)
-            db["meta"].insert_all(
-                [
-                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                    {"key": "created_at", "value": utc_now()},
-                    {"key": "updated_at", "value": utc_now()},
-                ]
-            )
-        return
-
-    version = int(get_meta(db, "schema_version") or 0)
+        # WAL before the first write, so that creating the schema already runs
+        # in the mode where readers do not wait for the writer. A foreign file
+        # was rejected above with its journal mode kept.
+        db.enable_wal()
+        _create_schema(db)
+    version = read_schema_version(db, path)
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} was written by a newer qualkit (schema version {version}, this "
-            f"qualkit reads up to {SCHEMA_VERSION}). Upgrade qualkit to open it."
+            f"qualkit reads up to {SCHEMA_VERSION}). Upgrade qualkit to open it; "
+            "the file was not changed."
         )
     if version < SCHEMA_VERSION:
         # Imported here because migrations use this module's helpers.
         from qualkit.migrations import migrate
 
         migrate(db, path, version)
+
+
+def read_schema_version(db: sqlite_utils.Database, path: str | Path) -> int:
+    """Return the schema version in the ``meta`` table, or raise StoreError if it is invalid."""
+    raw = get_meta(db, "schema_version")
+    try:
+        version = int(raw) if raw is not None else None
+    except ValueError:
+        version = None
+    if version is None or version < 1:
+        raise StoreError(
+            f"{path} has the schema version {raw!r}, which no qualkit release writes "
+            "(versions start at 1). The file is damaged or was edited by hand; restore "
+            "it from a backup, or pass another --db. It was not changed."
+        )
+    return version
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
@@ -320,6 +455,14 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
     db["meta"].upsert({"key": key, "value": value}, pk="key")
 
 
+def database_path(db: sqlite_utils.Database) -> str:
+    """Return the file name of the connection's main database ('' for a memory database)."""
+    for _, name, file in db.conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file
+    return ""
+
+
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """Run the block as one transaction: all of its writes land, or none do.
@@ -327,14 +470,15 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     The outermost block starts with ``BEGIN IMMEDIATE``, so it takes the
     write lock at once and waits (up to the busy timeout) for another
     process to finish. A deferred transaction would instead fail with
-    "database is locked" when it first writes. Nested blocks become
+    "database is locked" when it first writes. When the lock stays taken,
+    DatabaseBusyError is raised before the block runs. Nested blocks become
     savepoints (sqlite-utils' ``atomic``).
     """
     if db.conn.in_transaction:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    _begin_immediate(db)
     try:
         yield db
     except BaseException:
@@ -343,6 +487,44 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         raise
     else:
         db.conn.commit()
+
+
+def _begin_immediate(db: sqlite_utils.Database) -> None:
+    """Take the write lock, waiting up to the connection's busy timeout.
+
+    The wait is split in two, so that after FIRST_LOCK_WAIT seconds the
+    command logs which file is locked and how long it keeps retrying,
+    instead of hanging without a word.
+    """
+    total_ms = db.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    first_ms = min(total_ms, int(FIRST_LOCK_WAIT * 1000))
+    try:
+        db.conn.execute(f"PRAGMA busy_timeout = {first_ms}")
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_lock_error(error) or first_ms == total_ms:
+                _raise_lock_error(db, error, total_ms)
+                raise
+        log.warning(
+            "Another qualkit process is writing to %s; retrying for up to %g s more.",
+            database_path(db),
+            (total_ms - first_ms) / 1000,
+        )
+        db.conn.execute(f"PRAGMA busy_timeout = {total_ms - first_ms}")
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            _raise_lock_error(db, error, total_ms)
+            raise
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {total_ms}")
+
+
+def _raise_lock_error(db: sqlite_utils.Database, error: sqlite3.OperationalError, waited_ms: int) -> None:
+    if _is_lock_error(error):
+        raise DatabaseBusyError(database_path(db), waited_ms / 1000) from error
 
 
 def touch(db: sqlite_utils.Database) -> None:

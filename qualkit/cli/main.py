@@ -209,3 +209,7 @@ from qualkit.cli.agreement import adjudicate, agree, disagreements  # noqa: E402
 cli.add_command(agree)
 cli.add_command(disagreements)
 cli.add_command(adjudicate)
+from qualkit.cli.maintenance import backup, check  # noqa: E402
+
+cli.add_command(backup)
+cli.add_command(check)
