@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -15,6 +16,19 @@ from qualkit.cli.common import (
 )
 
 DEFAULT_LIMIT_MB = 200
+# The largest --max-member-mb and --max-total-mb, 1 TiB; it also rejects inf.
+MAX_LIMIT_MB = 1024 * 1024
+
+
+def _finite_megabytes(
+    ctx: click.Context, param: click.Parameter, value: float
+) -> float:
+    """Reject NaN, which passes FloatRange because every comparison with it is false."""
+    if math.isnan(value):
+        raise click.BadParameter(
+            f"must be a number of megabytes from 0 to {MAX_LIMIT_MB}, not nan."
+        )
+    return value
 
 
 @click.group()
@@ -100,14 +114,16 @@ def _project_name(project: object) -> str:
 )
 @click.option(
     "--max-member-mb",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_LIMIT_MB),
+    callback=_finite_megabytes,
     default=DEFAULT_LIMIT_MB,
     show_default=True,
     help="Maximum size of one file or zip member that is read, in megabytes.",
 )
 @click.option(
     "--max-total-mb",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_LIMIT_MB),
+    callback=_finite_megabytes,
     default=DEFAULT_LIMIT_MB,
     show_default=True,
     help="Maximum total size of all zip members read, in megabytes.",

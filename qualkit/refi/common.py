@@ -56,7 +56,11 @@ def stored_datetime(value: str | None) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    try:
+        return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    except OverflowError:
+        # A time zone offset can move year 1 or 9999 out of datetime's range.
+        return None
 
 
 @functools.cache

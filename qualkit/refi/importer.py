@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ IMPORTED_CODEBOOK = ("refi_import", "1")
 LISTED_ERRORS = 20
 # Variable names that other programs use for qualkit's case fields.
 FIELD_ALIASES = {"appendix group": "appendix_group", "appendix-group": "appendix_group"}
+# Ids made from names are cut to these lengths; the label keeps the whole name.
+MAX_ID_LENGTH = 100
+MAX_SLUG_LENGTH = 60
 
 
 @dataclass
@@ -157,7 +161,7 @@ def _check_code_references(parsed: ParsedFile) -> None:
     for source in parsed.sources:
         codings = [(f"{source.name} (whole source)", c) for c in source.whole_codings]
         codings += [
-            (f"{source.name} [{s.start}:{s.end}]", c)
+            (s.label or f"{source.name} [{s.start}:{s.end}]", c)
             for s in source.selections
             if s.valid
             for c in s.codings
@@ -182,7 +186,7 @@ def _safe_id(name: str) -> str:
         r"\.(txt|docx?|pdf|rtf|odt|md)$", "", name.strip(), flags=re.IGNORECASE
     )
     cleaned = _INVALID_ID_CHARACTERS.sub("_", stem).strip("_.") or "source"
-    return cleaned
+    return cleaned[:MAX_ID_LENGTH].rstrip("_.")
 
 
 def _code_slug(name: str) -> str:
@@ -191,7 +195,44 @@ def _code_slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
     if slug and not slug[0].isalpha():
         slug = "code_" + slug
-    return slug
+    return slug[:MAX_SLUG_LENGTH].rstrip("_")
+
+
+def _match_code(
+    name: str,
+    qualkit_id: str | None,
+    parent_id: str | None,
+    existing: dict[str, dict[str, Any]],
+    by_label: dict[str, list[str]],
+    claimed: set[str],
+    copies_in_file: int,
+) -> str | None:
+    """Return the project code that a file's code is, or None for a new code.
+
+    A ``qualkit id:`` line decides when it names a code that no other code
+    of the file took. Without one, the label (ignoring case) matches a code
+    the project had before the import: one under the same parent, or else
+    the only code with that label when the file also has it only once.
+    """
+    if qualkit_id is not None:
+        if qualkit_id in existing and qualkit_id not in claimed:
+            return qualkit_id
+        return None
+    candidates = [
+        code_id
+        for code_id in by_label.get(name.casefold(), [])
+        if code_id not in claimed
+    ]
+    for code_id in candidates:
+        if existing[code_id]["parent_id"] == parent_id:
+            return code_id
+    if (
+        copies_in_file == 1
+        and len(candidates) == 1
+        and len(by_label[name.casefold()]) == 1
+    ):
+        return candidates[0]
+    return None
 
 
 class _Writer:
@@ -319,10 +360,13 @@ class _Writer:
         cursor = self.db.execute("SELECT * FROM codes")
         columns = [d[0] for d in cursor.description]
         existing = {row[0]: dict(zip(columns, row)) for row in cursor.fetchall()}
-        by_label = {
-            row["label"].casefold(): code_id
-            for code_id, row in sorted(existing.items())
-        }
+        # Only codes the project had before this import are matched by label,
+        # so two distinct codes of one file never become one.
+        by_label: dict[str, list[str]] = {}
+        for code_id, row in sorted(existing.items()):
+            by_label.setdefault(row["label"].casefold(), []).append(code_id)
+        labels_in_file = Counter(code.name.casefold() for code in self.parsed.codes)
+        claimed: set[str] = set()
         codebook_id, version = self._codebook_version()
         position = (
             self.db.execute("SELECT max(position) FROM codes").fetchone()[0] or -1
@@ -333,13 +377,25 @@ class _Writer:
             parent_id = (
                 self.code_ids.get(code.parent_guid) if code.parent_guid else None
             )
-            code_id = self._match_code(code.name, fields.qualkit_id, existing, by_label)
+            code_id = _match_code(
+                code.name,
+                fields.qualkit_id,
+                parent_id,
+                existing,
+                by_label,
+                claimed,
+                labels_in_file[code.name.casefold()],
+            )
             if code_id is not None:
+                claimed.add(code_id)
                 self.code_ids[code.guid] = code_id
                 self.code_versions[code_id] = existing[code_id]["codebook_version"]
                 self._compare_code(code.name, existing[code_id], fields, parent_id)
                 continue
             code_id = self._new_code_id(code, fields.qualkit_id, parent_id, existing)
+            claimed.add(code_id)
+            if fields.qualkit_id is not None and code_id != fields.qualkit_id:
+                self._note_replaced_id(code.name, fields.qualkit_id, code_id)
             row = {
                 "id": code_id,
                 "parent_id": parent_id,
@@ -357,7 +413,6 @@ class _Writer:
             self.recorder.insert("codes", row)
             position += 1
             existing[code_id] = row
-            by_label.setdefault(code.name.casefold(), code_id)
             self.code_ids[code.guid] = code_id
             self.code_versions[code_id] = version
             self.report.counts["codes"] += 1
@@ -367,16 +422,18 @@ class _Writer:
                 self.note("Code", code.name, "imported", f"as code {code_id!r}")
         store_code_colours(self.db, colours)
 
-    @staticmethod
-    def _match_code(
-        name: str,
-        qualkit_id: str | None,
-        existing: dict[str, dict[str, Any]],
-        by_label: dict[str, str],
-    ) -> str | None:
-        if qualkit_id is not None:
-            return qualkit_id if qualkit_id in existing else None
-        return by_label.get(name.casefold())
+    def _note_replaced_id(self, name: str, qualkit_id: str, code_id: str) -> None:
+        """Report a new code whose ``qualkit id:`` line could not be used as its id."""
+        if CODE_ID.match(qualkit_id):
+            reason = "another code of this file already has"
+        else:
+            reason = "it has an invalid"
+        self.note(
+            "Code",
+            name,
+            "converted",
+            f"{reason} qualkit id {qualkit_id[:60]!r}, so it is stored as {code_id!r}",
+        )
 
     def _compare_code(
         self, name: str, row: dict[str, Any], fields: Any, parent_id: str | None
@@ -410,7 +467,11 @@ class _Writer:
         A name without ASCII letters (a Chinese name, say) gives ``code_``
         and the start of the code's GUID.
         """
-        if qualkit_id is not None and CODE_ID.match(qualkit_id):
+        if (
+            qualkit_id is not None
+            and CODE_ID.match(qualkit_id)
+            and qualkit_id not in existing
+        ):
             return qualkit_id
         slug = _code_slug(code.name) or f"code_{code.guid[:8].lower()}"
         if not CODE_ID.match(slug):
@@ -499,15 +560,8 @@ class _Writer:
             )
             return
 
-        source_id = _safe_id(source.name)
-        if source_id != source.name:
-            self.note(
-                "TextSource",
-                source.name,
-                "converted",
-                f"stored as source id {source_id!r}",
-            )
-        base, number = source_id, 2
+        base = source_id = _safe_id(source.name)
+        number = 2
         while self.db.execute(
             "SELECT 1 FROM sources WHERE id = ?", [source_id]
         ).fetchone():
@@ -519,6 +573,13 @@ class _Writer:
                 source.name,
                 "converted",
                 f"the project has a different source {base!r}; stored as {source_id!r}",
+            )
+        elif source_id != source.name:
+            self.note(
+                "TextSource",
+                source.name,
+                "converted",
+                f"stored as source id {source_id!r}",
             )
 
         if case_id is None:
@@ -632,6 +693,15 @@ class _Writer:
             )
         return change.coding_id
 
+    def _memo_exists(self, subject: tuple[str, str | None], coder: str, text: str) -> bool:
+        # A note carries no identity qualkit keeps, so the same subject,
+        # author and text mean the same memo: importing a file twice adds none.
+        row = self.db.execute(
+            "SELECT 1 FROM memos WHERE about = ? AND about_id IS ? AND coder = ? AND text = ?",
+            [subject[0], subject[1], coder, text],
+        ).fetchone()
+        return row is not None
+
     def _write_notes(self) -> None:
         for guid in self.parsed.project_note_guids:
             self.note_subjects.setdefault(guid, ("project", None))
@@ -643,6 +713,10 @@ class _Writer:
         for guid, note in self.parsed.notes.items():
             subject = self.note_subjects.get(guid)
             label = note.name or guid
+            text = note.text.strip()
+            if not text:
+                self.note("Note", label, "skipped", "the note is empty")
+                continue
             if subject is None or (subject[0] != "project" and subject[1] is None):
                 subject = ("project", None)
                 self.note(
@@ -651,9 +725,9 @@ class _Writer:
                     "converted",
                     "the note is not attached to anything qualkit keeps; stored as a project memo",
                 )
-            text = note.text.strip()
-            if not text:
-                self.note("Note", label, "skipped", "the note is empty")
+            coder = self._coder(note.user_guid, "Note", label)
+            if self._memo_exists(subject, coder, text):
+                self.note("Note", label, "merged", "the project already has this memo")
                 continue
             now = utc_now()
             self.recorder.insert(
@@ -661,14 +735,14 @@ class _Writer:
                 {
                     "about": subject[0],
                     "about_id": subject[1],
-                    "coder": self._coder(note.user_guid, "Note", label),
+                    "coder": coder,
                     "text": text,
                     "created_at": note.created or now,
                     "updated_at": note.created or now,
                 },
             )
             self.report.counts["memos"] += 1
-        for guid in set(self.note_subjects) - set(self.parsed.notes):
+        for guid in sorted(set(self.note_subjects) - set(self.parsed.notes)):
             subject = self.note_subjects[guid]
             where = subject[0] if subject[1] is None else f"{subject[0]} {subject[1]}"
             self.note(

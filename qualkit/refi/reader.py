@@ -32,7 +32,8 @@ from qualkit.refi.xmlsafe import (
     safe_member_name,
 )
 
-ZIP_MAGIC = b"PK\x03\x04"
+ZIP_PREFIX = b"PK"
+ARCHIVE_SUFFIXES = (".qdpx", ".zip")
 CANONICAL_NAMESPACES = {
     "Project": "urn:QDA-XML:project:1.0",
     "CodeBook": "urn:QDA-XML:codebook:1.0",
@@ -97,6 +98,8 @@ class ParsedSelection:
     codings: list[ParsedCoding] = field(default_factory=list)
     note_guids: list[str] = field(default_factory=list)
     valid: bool = True
+    # The source name and the positions as written in the file, for messages.
+    label: str = ""
 
 
 @dataclass
@@ -147,6 +150,32 @@ class ParsedFile:
     used_members: set[str] = field(default_factory=set)
     report: list[ReportRow] = field(default_factory=list)
     errors: list[ReportRow] = field(default_factory=list)
+    # GUIDs seen so far, by element kind, to reject duplicates.
+    guids: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _claim_guid(
+    result: ParsedFile, kind: str, guid: str, name: str | None, skipped: str = ""
+) -> bool:
+    """Record ``guid`` for an element of ``kind``, or add an error and return False for a repeat.
+
+    References (``CodeRef``, ``NoteRef``, ``creatingUser``) name their target
+    by GUID, so a GUID used twice for one kind makes them ambiguous. The
+    first element keeps it, and a later one is invalid. The schema itself
+    does not check uniqueness.
+    """
+    seen = result.guids.setdefault(kind, set())
+    if guid not in seen:
+        seen.add(guid)
+        return True
+    detail = (
+        f"GUID {guid} is already used by another {kind}, so references to it "
+        "would be ambiguous"
+    )
+    if skipped:
+        detail += f" (the later one is skipped, {skipped})"
+    result.errors.append(ReportRow(kind, name or guid, "rejected", detail))
+    return False
 
 
 def normalize_guid(value: str | None) -> str | None:
@@ -210,12 +239,19 @@ def _local(tag: str) -> tuple[str | None, str]:
 
 
 def _normalize_namespaces(root: Element, result: ParsedFile) -> None:
-    """Strip namespaces from every tag, and report one that is not the standard's."""
+    """Strip the root's namespace from every tag, and report it when it is not the standard's.
+
+    Elements in another namespace (XInclude, say) keep their ``{namespace}``
+    tag, so nothing reads them and ``unread_elements`` lists them.
+    """
+    root_namespace, _ = _local(root.tag)
     seen: set[str | None] = set()
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue
         namespace, local = _local(element.tag)
+        if namespace not in (None, root_namespace):
+            continue
         seen.add(namespace)
         element.tag = local
     canonical = CANONICAL_NAMESPACES.get(root.tag)
@@ -243,8 +279,16 @@ def read_refi_file(path: str | Path, limits: ReadLimits) -> tuple[ParsedFile, El
         raise InputError("file not found.", path=path)
     with path.open("rb") as handle:
         magic = handle.read(4)
+    if not magic:
+        raise InputError(
+            "the file is empty, so nothing was imported.",
+            path=path,
+            fix="Export the project or codebook again from the other program.",
+        )
     members: dict[str, bytes] = {}
-    if magic == ZIP_MAGIC:
+    # A .qdpx file must be a zip archive. "PK" also starts an empty zip, whose
+    # first record is the end of the central directory, not a local header.
+    if magic.startswith(ZIP_PREFIX) or path.suffix.lower() in ARCHIVE_SUFFIXES:
         members = read_archive(path, limits)
         document_name = _find_project_member(members, path)
         data = members[document_name]
@@ -350,12 +394,21 @@ def _read_sets(sets: Element | None, result: ParsedFile) -> None:
 def _read_codes(
     container: Element | None, parent_guid: str | None, result: ParsedFile
 ) -> None:
-    """Read the ``<Code>`` children of ``container``, parents before their children."""
+    """Read the ``<Code>`` children of ``container``, parents before their children.
+
+    The recursion is bounded, because ``parse_xml`` rejects XML nested more
+    than ``MAX_XML_DEPTH`` levels deep.
+    """
     if container is None:
         return
     for element in container.findall("Code"):
         guid = normalize_guid(element.get("guid"))
         name = (element.get("name") or "").strip()
+        if guid and not _claim_guid(
+            result, "Code", guid, name, "with the codes under it"
+        ):
+            _mark_tree(element)
+            continue
         if not guid or not name:
             result.errors.append(
                 ReportRow(
@@ -414,9 +467,9 @@ def _read_project(root: Element, members: dict[str, bytes], result: ParsedFile) 
         guid = normalize_guid(user.get("guid"))
         if guid:
             _mark(user)
-            result.users[guid] = (
-                user.get("name") or user.get("id") or ""
-            ).strip() or None
+            name = (user.get("name") or user.get("id") or "").strip() or None
+            if _claim_guid(result, "User", guid, name):
+                result.users[guid] = name
 
     codebook = root.find("CodeBook")
     if codebook is not None:
@@ -439,11 +492,31 @@ def _read_project(root: Element, members: dict[str, bytes], result: ParsedFile) 
     _mark(notes)
     for element in notes.findall("Note") if notes is not None else []:
         note = _read_note(element, members, result)
-        if note is not None:
+        if note is not None and _claim_guid(result, "Note", note.guid, note.name):
             result.notes[note.guid] = note
 
     _read_sets(root.find("Sets"), result)
     result.project_note_guids = _read_note_refs(root)
+    _report_unknown_case_sources(sources, result)
+
+
+def _report_unknown_case_sources(sources: Element | None, result: ParsedFile) -> None:
+    """Add a warning for each case's SourceRef to a GUID that no source of any kind has."""
+    known = {
+        normalize_guid(element.get("guid"))
+        for element in (sources if sources is not None else [])
+    }
+    for case in result.cases:
+        for guid in case.source_guids:
+            if guid not in known:
+                result.report.append(
+                    ReportRow(
+                        "Case",
+                        case.name or case.guid,
+                        "warning",
+                        f"it refers to source {guid}, which the file does not have",
+                    )
+                )
 
 
 def _report_unused_members(
@@ -508,6 +581,7 @@ def _read_cases(
                 None,
             )
             if variable not in variables:
+                _mark_tree(value)
                 result.report.append(
                     ReportRow(
                         "Case/VariableValue",
@@ -622,6 +696,9 @@ def _read_text_source(
     name = (element.get("name") or "").strip() or str(guid)
     if not guid:
         return None
+    if not _claim_guid(result, "TextSource", guid, name, "with its codings"):
+        _mark_tree(element)
+        return None
     content = element.find("PlainTextContent")
     path_value = element.get("plainTextPath")
     if content is not None:
@@ -630,8 +707,11 @@ def _read_text_source(
     elif path_value:
         raw = _member_text(members, path_value, "TextSource", name, result)
         if raw is None:
+            # The report already has a row with the reason; its children are not listed again.
+            _mark_tree(element)
             return None
     else:
+        _mark_tree(element)
         result.errors.append(
             ReportRow(
                 "TextSource",
@@ -644,6 +724,17 @@ def _read_text_source(
 
     _mark(element)
     text, convert = normalize_line_endings(raw)
+    if "\x00" in text:
+        # A replacement character keeps every position, unlike removing the NUL.
+        text = text.replace("\x00", "\ufffd")
+        result.report.append(
+            ReportRow(
+                "TextSource",
+                name,
+                "converted",
+                f"{raw.count(chr(0))} NUL character(s) replaced with U+FFFD",
+            )
+        )
     selections = []
     for item in element.findall("PlainTextSelection"):
         selection = _read_selection(item, name, result)
@@ -688,11 +779,10 @@ def _read_selection(
     item: Element, source_name: str, result: ParsedFile
 ) -> ParsedSelection | None:
     guid = normalize_guid(item.get("guid")) or ""
-    label = f"{source_name} [{item.get('startPosition')}:{item.get('endPosition')}]"
-    try:
-        start = int(item.get("startPosition", ""))
-        end = int(item.get("endPosition", ""))
-    except ValueError:
+    raw_start, raw_end = item.get("startPosition"), item.get("endPosition")
+    label = f"{source_name} [{_shorten(raw_start)}:{_shorten(raw_end)}]"
+    start, end = _xsd_integer(raw_start), _xsd_integer(raw_end)
+    if start is None or end is None:
         result.errors.append(
             ReportRow(
                 "PlainTextSelection",
@@ -712,6 +802,7 @@ def _read_selection(
         start=start,
         end=end,
         user_guid=normalize_guid(item.get("creatingUser")),
+        label=label,
     )
     for coding in item.findall("Coding"):
         parsed = _read_coding(coding, label, result)
@@ -733,9 +824,28 @@ def _read_coding(
         if reference is not None
         else None,
         user_guid=normalize_guid(element.get("creatingUser")),
-        created=stored_datetime(element.get("creationDateTime")),
+        created=_creation_time(element, "Coding", owner, result),
         note_guids=_read_note_refs(element),
     )
+
+
+def _creation_time(
+    element: Element, kind: str, name: str, result: ParsedFile
+) -> str | None:
+    """Return the element's creationDateTime in stored form, and report a value that cannot be read."""
+    value = element.get("creationDateTime")
+    created = stored_datetime(value)
+    if value is not None and value.strip() and created is None:
+        result.report.append(
+            ReportRow(
+                kind,
+                name,
+                "warning",
+                f"creationDateTime {_shorten(value)!r} is not a date and time; "
+                "the import time is stored instead",
+            )
+        )
+    return created
 
 
 def _read_note(
@@ -763,14 +873,38 @@ def _read_note(
         name=name,
         text=text.replace("\r\n", "\n").replace("\r", "\n"),
         user_guid=normalize_guid(element.get("creatingUser")),
-        created=stored_datetime(element.get("creationDateTime")),
+        created=_creation_time(element, "Note", name or guid, result),
     )
+
+
+def _shorten(value: str | None, limit: int = 24) -> str:
+    """Return an attribute value for a message, cut to ``limit`` characters."""
+    if value is None:
+        return "None"
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+_XSD_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _xsd_integer(value: str | None) -> int | None:
+    """Return an xs:integer attribute value as an int, or None when it is not one.
+
+    Python's ``int()`` also accepts other scripts' digits and underscores,
+    which the schema does not, so the lexical form is checked first.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not _XSD_INTEGER.fullmatch(value) or len(value) > 4000:
+        return None
+    return int(value)
 
 
 def _check_selection(
     selection: ParsedSelection, text: str, source_name: str, result: ParsedFile
 ) -> None:
-    label = f"{source_name} [{selection.start}:{selection.end}]"
+    label = selection.label or f"{source_name} [{selection.start}:{selection.end}]"
     problem = None
     if selection.start < 0 or selection.end < 0:
         problem = "a position is negative"

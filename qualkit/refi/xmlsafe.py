@@ -15,7 +15,7 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as safe_tree
-from defusedxml import DefusedXmlException
+from defusedxml import DefusedXmlException, DTDForbidden
 
 from qualkit.errors import InputError
 
@@ -23,6 +23,9 @@ MEGABYTE = 1024 * 1024
 DEFAULT_MAX_MEMBER_BYTES = 200 * MEGABYTE
 DEFAULT_MAX_TOTAL_BYTES = 200 * MEGABYTE
 DEFAULT_MAX_MEMBERS = 10_000
+# Deeper XML is rejected, because the readers walk the tree recursively and a
+# REFI-QDA file needs a few levels plus one per level of its code hierarchy.
+MAX_XML_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,17 @@ class ReadLimits:
 def parse_xml(data: bytes, *, path: str | Path) -> Element:
     """Parse XML bytes with defusedxml, so entity declarations and external references raise.
 
-    A DOCTYPE without entities is allowed, because it cannot expand or fetch
+    A DOCTYPE without entities and without an external DTD (a SYSTEM or
+    PUBLIC identifier) is allowed, because it cannot expand or fetch
     anything. Raises InputError naming ``path`` for forbidden or malformed XML.
     """
+    parser = safe_tree.DefusedXMLParser(
+        forbid_dtd=False, forbid_entities=True, forbid_external=True
+    )
+    parser.parser.StartDoctypeDeclHandler = _reject_external_dtd
     try:
-        return safe_tree.fromstring(
-            data, forbid_dtd=False, forbid_entities=True, forbid_external=True
-        )
+        parser.feed(data)
+        root = parser.close()
     except DefusedXmlException as error:
         raise InputError(
             f"the XML declares an entity or an external reference ({error!r}), "
@@ -57,6 +64,36 @@ def parse_xml(data: bytes, *, path: str | Path) -> Element:
             path=path,
             fix="Export it again from the other program.",
         ) from None
+    if _depth_exceeds(root, MAX_XML_DEPTH):
+        raise InputError(
+            f"the XML is nested more than {MAX_XML_DEPTH} levels deep, so nothing was imported.",
+            path=path,
+            fix="Flatten the code hierarchy in the other program and export again.",
+        )
+    return root
+
+
+def _depth_exceeds(root: Element, limit: int) -> bool:
+    """Return whether any element lies more than ``limit`` levels below the root, without recursion."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in element)
+    return False
+
+
+def _reject_external_dtd(
+    name: str, system_id: str | None, public_id: str | None, has_internal_subset: bool
+) -> None:
+    """Raise for a DOCTYPE that names an external DTD.
+
+    Expat does not fetch the DTD, but docs/refi-qda.md promises to reject
+    any reference to an external resource.
+    """
+    if system_id or public_id:
+        raise DTDForbidden(name, system_id, public_id)
 
 
 def read_file_limited(path: str | Path, limits: ReadLimits) -> bytes:
@@ -139,6 +176,13 @@ def read_archive(path: str | Path, limits: ReadLimits) -> dict[str, bytes]:
             if info.file_size > limits.max_member_bytes:
                 raise _too_large(
                     path, info.filename, info.file_size, limits.max_member_bytes
+                )
+            if name in names:
+                raise InputError(
+                    f"the archive has two members named {name!r}, so it is ambiguous which "
+                    "one other programs read, and nothing was imported.",
+                    path=path,
+                    fix="Export the project again from the program that made it.",
                 )
             declared_total += info.file_size
             names[name] = info
