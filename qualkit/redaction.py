@@ -12,12 +12,15 @@ A redaction list is a UTF-8 text file with one term per line::
 
 - A plain line is a literal term. It matches case-insensitively anywhere,
   also inside a longer word, and a space in it matches any run of white
-  space (a name broken across lines is still found).
+  space (a name broken across lines is still found). Invisible format
+  characters (soft hyphen, zero-width space, joiners) inside the name in
+  the text do not stop a match.
 - ``word:`` makes a literal match only where it is not part of a longer
   run of ASCII letters and digits, for short Latin names such as "Li"
   that would otherwise be cut out of "policy".
 - ``re:`` starts a Python regular expression, matched as written (add
-  ``(?i)`` for case-insensitive matching).
+  ``(?i)`` for case-insensitive matching). An expression that matches the
+  empty string, also only at some places (``\\b``), is rejected.
 - ``pattern: NAME`` switches on a built-in pattern from ``PATTERNS``.
 - `` => TEXT`` at the end of a line sets the replacement for that term;
   the default is ``[REDACTED]``.
@@ -70,6 +73,14 @@ PHONE_MIN_DIGITS = 7
 _REPLACEMENT_SUFFIX = re.compile(r"^(?P<term>.*?\S)\s+=>(?:\s+(?P<replacement>.*))?$")
 # Letters and digits that a "word:" term must not touch on either side.
 _ASCII_WORD = "A-Za-z0-9"
+# A run of zero or more invisible format characters that copied text often carries
+# inside words: soft hyphen, Mongolian vowel separator, zero-width space,
+# joiners, direction marks and embeddings, word joiner, invisible operators
+# and the byte order mark. A literal term matches across them.
+_INVISIBLE = "[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"
+# Text searched for zero-length matches when a "re:" term is loaded: Latin,
+# digits, white space, punctuation, CJK and full-width letters.
+_EMPTY_MATCH_PROBE = "Zhang Wei, Li 09 _-.;:!?'\"()[]{}<>@#$%&*+=/\\|~`^\n\t张伟 Ｚé ."
 
 
 @dataclass(frozen=True)
@@ -261,7 +272,7 @@ def parse_term(
             line=line_number,
             fix="Correct the expression (Python 're' syntax), or drop the 're:' prefix to match the text literally.",
         ) from None
-    if pattern.fullmatch(""):
+    if pattern.fullmatch("") or _matches_empty_somewhere(pattern):
         raise InputError(
             f"The regular expression {expression!r} matches the empty string.",
             path=path,
@@ -272,6 +283,26 @@ def parse_term(
     return Term(term_text, pattern, replacement, kind, line_number)
 
 
+def _matches_empty_somewhere(pattern: re.Pattern[str]) -> bool:
+    """Return whether ``pattern`` finds a zero-length match in a sample text.
+
+    Such a term (``\\b``, ``(?=Z)``) never redacts anything.
+    """
+    # NOTE: a lookaround that needs text absent from the probe, such as
+    # (?=Zhao), still passes this check and redacts nothing.
+    return any(match.end() == match.start() for match in pattern.finditer(_EMPTY_MATCH_PROBE))
+
+
 def _literal_expression(literal: str) -> str:
-    """Escape a literal term and let each space in it match any run of white space."""
-    return r"\s+".join(re.escape(part) for part in literal.split())
+    """Escape a literal term, letting each space match any run of white space.
+
+    Invisible format characters may sit between any two characters of the
+    term and around its spaces, so "Zh<SHY>ang Wei" is still found.
+    """
+    # The two classes are disjoint, so each white-space character is taken by
+    # exactly one repetition and the expression cannot backtrack badly. A
+    # zero-width space, (non-)joiner or word joiner alone also separates the
+    # words, as it shows the name without a gap ("ZhangWei").
+    separator = f"(?:(?:{_INVISIBLE}\\s)+{_INVISIBLE}|[\u200b-\u200d\u2060]+)"
+    words = [_INVISIBLE.join(re.escape(character) for character in part) for part in literal.split()]
+    return separator.join(words)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 import markupsafe
 import sqlite_utils
 
@@ -34,7 +35,11 @@ import qualkit
 from qualkit import store
 from qualkit.errors import ConfigError, InputError, QualkitError
 from qualkit.redaction import Redactor
-from qualkit.report_evidence import escape_markdown_characters, transcript_markdown
+from qualkit.report_evidence import (
+    escape_block_start,
+    escape_markdown_characters,
+    transcript_markdown,
+)
 from qualkit.resources import resource_dir
 from qualkit.triangulation import rules_as_dict
 
@@ -54,6 +59,10 @@ DEFAULT_QUOTES_PER_TARGET = 5
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TIMESTAMP_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 TIMESTAMP_MASK = "YYYY-MM-DDTHH:MM:SSZ"
+# Characters dropped from the rendered report: C0 and C1 control characters
+# other than tab, line feed and carriage return (not allowed in HTML, and
+# terminal escapes in Markdown), and lone surrogates, which UTF-8 cannot encode.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def render_report(
@@ -75,6 +84,9 @@ def render_report(
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise QualkitError(f"Unknown report format {unknown[0]!r}. Use: {', '.join(FORMATS)}.")
+    # Checked first, because matplotlib's SVG writer (3.11) also reads
+    # SOURCE_DATE_EPOCH for the figures and fails on a bad value with a traceback.
+    rendering_time()
     if redactor is None:
         redactor = load_redactor(settings.get("redact"))
     environment = template_environment(settings.get("templates"))
@@ -87,7 +99,7 @@ def render_report(
     written = []
     for name in formats:
         path = out / f"report.{name}"
-        text = render_template(templates[name], context)
+        text = _UNPRINTABLE.sub("", render_template(templates[name], context))
         write_unless_only_time_changed(path, text)
         written.append(path)
     return written
@@ -124,10 +136,13 @@ def rendering_time() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
+            # Only ASCII digits: a sign, a fraction or an exponent is an error, not a guess.
+            if not re.fullmatch(r"[0-9]+", epoch.strip()):
+                raise ValueError(epoch)
             moment = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
         except (ValueError, OverflowError, OSError):
             raise QualkitError(
-                f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970. "
+                f"SOURCE_DATE_EPOCH={epoch!r} is not a non-negative whole number of seconds since 1970. "
                 "Set it to an integer such as the output of 'date +%s', or unset it."
             ) from None
     else:
@@ -139,7 +154,12 @@ def rendering_time() -> str:
 
 
 def template_environment(folder: str | Path | None = None) -> jinja2.Environment:
-    """Return the Jinja environment: the user's folder first, then the bundled templates."""
+    """Return the Jinja environment: the user's folder first, then the bundled templates.
+
+    Templates render in Jinja's immutable sandbox, so a template folder that
+    came with someone else's project cannot reach Python internals (and so
+    cannot run commands) or modify the report's data.
+    """
     search = []
     if folder:
         folder = Path(folder)
@@ -151,7 +171,7 @@ def template_environment(folder: str | Path | None = None) -> jinja2.Environment
             )
         search.append(str(folder))
     search.append(str(resource_dir("templates")))
-    environment = jinja2.Environment(
+    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         autoescape=jinja2.select_autoescape(["html", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
@@ -172,7 +192,7 @@ def load_template(environment: jinja2.Environment, name: str) -> jinja2.Template
         return environment.get_template(name)
     except jinja2.TemplateSyntaxError as error:
         raise InputError(
-            f"template syntax error: {error.message}.",
+            f"template syntax error: {_sentence(error.message)}",
             path=error.filename or error.name or name,
             line=error.lineno,
             fix="Correct the template, or copy the default again with "
@@ -192,19 +212,51 @@ def render_template(template: jinja2.Template, context: dict[str, Any]) -> str:
     except jinja2.TemplateSyntaxError as error:
         # An {% include %} of a broken template fails only at rendering.
         raise InputError(
-            f"template syntax error: {error.message}.",
+            f"template syntax error: {_sentence(error.message)}",
             path=error.filename or error.name,
             line=error.lineno,
+        ) from None
+    except jinja2.TemplateNotFound as error:
+        # An {% include %} of a file outside the template folders, or missing.
+        path, line = _template_location(sys.exc_info()[2], template)
+        raise InputError(
+            f"template error: the included template {error.name!r} is not in the templates folder "
+            "or the bundled templates.",
+            path=path,
+            line=line,
+            fix="Include only templates from the templates folder, by name.",
+        ) from None
+    except jinja2.sandbox.SecurityError as error:
+        path, line = _template_location(sys.exc_info()[2], template)
+        raise InputError(
+            f"template error: unsafe access rejected by the template sandbox: {_sentence(str(error))}",
+            path=path,
+            line=line,
+            fix="Use only the names and filters that the bundled templates use.",
+        ) from None
+    except OverflowError as error:
+        # The sandbox limits range() to 100,000 items.
+        path, line = _template_location(sys.exc_info()[2], template)
+        raise InputError(
+            f"template error: {_sentence(str(error))}",
+            path=path,
+            line=line,
+            fix="Make the loop smaller.",
         ) from None
     except (jinja2.UndefinedError, TypeError, ValueError, AttributeError) as error:
         path, line = _template_location(sys.exc_info()[2], template)
         raise InputError(
-            f"template error: {error}.",
+            f"template error: {_sentence(str(error))}",
             path=path,
             line=line,
             fix="Use only the names that the bundled templates use "
             "('qualkit report templates --copy DIR' writes them).",
         ) from None
+
+
+def _sentence(message: str) -> str:
+    """Return ``message`` ending in exactly one full stop."""
+    return message.rstrip().rstrip(".") + "."
 
 
 def _template_location(traceback: Any, template: jinja2.Template) -> tuple[str | None, int | None]:
@@ -273,7 +325,7 @@ def markdown_escape(value: Any) -> str:
 def markdown_escape_block(value: Any) -> str:
     """Escape a value like ``md`` but keep its paragraphs, separated by blank lines."""
     text = str(value if value is not None else "")
-    paragraphs = [markdown_escape(part) for part in re.split(r"\n\s*\n", text)]
+    paragraphs = [escape_block_start(markdown_escape(part)) for part in re.split(r"\n\s*\n", text)]
     return "\n\n".join(part for part in paragraphs if part)
 
 

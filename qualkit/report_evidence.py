@@ -259,6 +259,23 @@ def escape_markdown_characters(text: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+# The start of a paragraph that Markdown would read as a list item, a
+# thematic break or a setext underline: "-", "+" or "=" first, or a number
+# followed by "." or ")". Escaping the first character (or the "." or ")")
+# keeps it text.
+_BLOCK_MARKER = re.compile(r"^(?:[-+=]|(?P<number>\d{1,9})(?P<mark>[.)]))")
+
+
+def escape_block_start(paragraph: str) -> str:
+    """Escape a Markdown list, rule or heading marker at the start of an escaped paragraph."""
+    match = _BLOCK_MARKER.match(paragraph)
+    if not match:
+        return paragraph
+    if match.group("number"):
+        return match.group("number") + "\\" + paragraph[match.end("number") :]
+    return "\\" + paragraph
+
+
 def transcript_markdown(pieces: list[dict[str, Any]]) -> str:
     """Return a transcript view as Markdown: coded text in bold, quote markers as [Qn].
 
@@ -277,9 +294,9 @@ def transcript_markdown(pieces: list[dict[str, Any]]) -> str:
                 lines[-1].append((escape_markdown_characters(part), bool(piece["codes"])))
     paragraphs = []
     for line in lines:
-        rendered = _markdown_line(line)
-        if rendered.strip():
-            paragraphs.append(rendered.strip())
+        rendered = _markdown_line(line).strip()
+        if rendered:
+            paragraphs.append(escape_block_start(rendered))
     return "\n\n".join(paragraphs)
 
 

@@ -45,7 +45,7 @@ def report_figures(
     """
     from qualkit.plots import plot_mean_cv, plot_typology
 
-    labels = {target: str(redactor.apply(name)) for target, name in names.items()}
+    labels = {target: plain_label(redactor.apply(name)) for target, name in names.items()}
     figures = []
     with tempfile.TemporaryDirectory(prefix="qualkit-figures-") as folder:
         typology_rows = [
@@ -86,6 +86,15 @@ def report_figures(
                 }
             )
     return figures
+
+
+def plain_label(name: object) -> str:
+    """Return ``name`` with its dollar signs escaped, so matplotlib draws it as written.
+
+    matplotlib reads the text between two dollar signs as mathtext: it draws
+    it as a formula, and stops with a ValueError when it cannot parse it.
+    """
+    return str(name).replace("$", "\\$")
 
 
 def svg_data_uri(path: str | Path) -> str:

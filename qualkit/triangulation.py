@@ -38,6 +38,7 @@ import sqlite_utils
 
 from qualkit import store
 from qualkit.errors import InputError, QualkitError
+from qualkit.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +216,14 @@ def joint_displays(
     return displays
 
 
-def triangulation_frame(displays: list[dict[str, Any]]) -> pd.DataFrame:
-    """Return one row per joint display: target, both classifications, meta-inference and rule."""
+def triangulation_frame(
+    displays: list[dict[str, Any]], redactor: Redactor | None = None
+) -> pd.DataFrame:
+    """Return one row per joint display: target, both classifications, meta-inference and rule.
+
+    ``redactor`` is applied to the target name and the rule text.
+    """
+    redact = redactor.apply if redactor else (lambda text: text)
     rows = []
     for display in displays:
         quantitative = display["quantitative"]
@@ -224,14 +231,14 @@ def triangulation_frame(displays: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append(
             {
                 "target": display["target_id"],
-                "name": display["name"],
+                "name": redact(display["name"]),
                 "frequency": quantitative["frequency"],
                 "negotiability": quantitative["negotiability"] or "",
                 "bargaining_interviews": qualitative["bargaining_interviews"],
                 "nonnegotiable_interviews": qualitative["nonnegotiable_interviews"],
                 "interview_stance": qualitative["stance"] or "",
                 "meta_inference": display["meta_inference"],
-                "rule": display["rule"],
+                "rule": redact(display["rule"]),
             }
         )
     columns = [

@@ -76,6 +76,12 @@ def code_key_quote(state: State, coding_id: int, off: bool, coder: str | None) -
     "Default: [triangulation] in qualkit.toml, else the typology level stored by "
     "'qualkit scores'.",
 )
+@click.option(
+    "--redact",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Redaction list applied to the target names and rules. Default: [report] redact "
+    "in qualkit.toml, so that the listing matches the report.",
+)
 @output_option
 @pass_state
 @handle_errors
@@ -85,6 +91,7 @@ def triangulate(
     min_bargaining_interviews: int | None,
     min_nonnegotiable_interviews: int | None,
     negotiability_cut: float | None,
+    redact: str | None,
     output_format: str,
 ) -> None:
     """List each target's meta-inference and the rule behind it.
@@ -99,6 +106,7 @@ def triangulate(
       qualkit triangulate --status accepted --negotiability-cut 0.5
     """
     from qualkit.config import CONFIG_NAME
+    from qualkit.report import load_redactor
     from qualkit.triangulation import (
         TriangulationRules,
         joint_displays,
@@ -118,10 +126,13 @@ def triangulate(
     }
     settings.update({name: value for name, value in given.items() if value is not None})
     rules = TriangulationRules.from_mapping(settings, path=settings_path)
+    if redact is None and project.config is not None:
+        redact = project.config.report.get("redact")
+    redactor = load_redactor(redact)
     displays = joint_displays(
         project.db,
         statuses=statuses or ("accepted", "suggested"),
         quotes_per_target=0,
         rules=rules,
     )
-    echo_frame(triangulation_frame(displays), output_format)
+    echo_frame(triangulation_frame(displays, redactor), output_format)
