@@ -15,8 +15,9 @@ texts:
 3. qualkit again: ``autocode`` with nothing changed, then re-importing after
    1% of the transcripts were edited, and ``autocode`` of the edit.
 
-It prints the results and rewrites ``docs/benchmarks.md`` from the template
-at the end of this file. When qualkit's throughput is below half of bare
+It prints the results, and with ``--out`` writes a page from the template at
+the end of this file. ``bench/run.py`` is the benchmark of record: it uses
+this file's corpus generator and writes ``docs/benchmarks.md``. When qualkit's throughput is below half of bare
 tokenization, it also profiles a smaller run with cProfile and lists
 qualkit's own functions by cumulative time.
 
@@ -77,7 +78,6 @@ KEYWORD_SENTENCE_SHARE = 0.05
 EDITED_SHARE = 0.01
 GOAL_RATIO = 0.5
 PROFILE_TOP = 20
-DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
 QUALKIT_DIR = str(Path(qualkit.__file__).resolve().parent)
 
 # fmt: off
@@ -1199,8 +1199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
-        help="Markdown page to write (default docs/benchmarks.md)",
+        default=None,
+        help="Markdown page to write (default: print only; bench/run.py writes docs/benchmarks.md)",
     )
     return parser.parse_args(argv)
 
@@ -1268,9 +1268,10 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     print_summary(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_page(results, command, facts, when), encoding="utf-8")
-    log(f"wrote {args.out}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(render_page(results, command, facts, when), encoding="utf-8")
+        log(f"wrote {args.out}")
     return 0
 
 

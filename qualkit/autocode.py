@@ -22,6 +22,8 @@ from qualkit.nlp import add_words_to_segmenter, load_pipeline
 from qualkit.store import utc_now
 
 if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
     from qualkit.rules import Match, RuleSet
 
 log = logging.getLogger(__name__)
@@ -77,46 +79,110 @@ def autocode(
     Sources whose text, codebook and options are unchanged since their last
     run are skipped unless ``force`` is set.
     """
-    result = AutocodeResult()
-    rule_sets: dict[str, RuleSet] = {}
-    query = "SELECT id, language, text, content_hash FROM sources"
-    rows = db.execute(query + " ORDER BY id").fetchall()
-    wanted = set(source_ids) if source_ids is not None else None
-    for source_id, language, text, digest in rows:
-        if wanted is not None and source_id not in wanted:
-            continue
-        fingerprint = _fingerprint(digest, codebook, options)
-        if not force and _fingerprint_stored(db, source_id) == fingerprint:
-            result.skipped += 1
-        else:
-            rules = rule_sets.get(language) or _rule_set(rule_sets, codebook, language, options)
-            spans = _suggestions(db, source_id, text, rules, options)
-            _store(db, source_id, text, spans, codebook.version, result)
-            db["autocode_state"].upsert(
-                {"source_id": source_id, "fingerprint": fingerprint}, pk="source_id"
-            )
-            result.sources += 1
-        if progress is not None:
-            progress(1)
-
-    return result
+    coder = Autocoder(db, codebook, options)
+    return coder.code_stored(source_ids=source_ids, force=force, progress=progress)
 
 
-def _fingerprint(digest: str, codebook: Codebook, options: AutocodeOptions) -> str:
-    parts = [digest, codebook.content_hash, repr(options)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+class Autocoder:
+    """Auto-codes sources one at a time with one codebook and one set of options.
+
+    ``code_segmented`` codes a source that the import has just split into
+    turns, reusing the import's spaCy docs so the text is tokenized once.
+    ``code_stored`` then codes every other source whose fingerprint (text,
+    codebook and options) changed since its last run.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, codebook: Codebook, options: AutocodeOptions) -> None:
+        self.db = db
+        self.codebook = codebook
+        self.options = options
+        self.result = AutocodeResult()
+        self.rule_sets: dict[str, RuleSet] = {}
+        self.coded: set[str] = set()
+
+    def code_stored(
+        self,
+        *,
+        source_ids: Iterable[str] | None = None,
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> AutocodeResult:
+        """Code the stored sources that need it; return the counts of this coder's whole run."""
+        wanted = set(source_ids) if source_ids is not None else None
+        # Texts are read one source at a time, so memory does not grow with
+        # the corpus.
+        rows = self.db.execute(
+            "SELECT s.id, s.language, s.content_hash, a.fingerprint FROM sources s "
+            "LEFT JOIN autocode_state a ON a.source_id = s.id ORDER BY s.id"
+        ).fetchall()
+        for source_id, language, digest, stored in rows:
+            if wanted is not None and source_id not in wanted:
+                continue
+            current = self.fingerprint(digest)
+            if source_id in self.coded and stored == current:
+                # Coded from the import's docs earlier in this run. A source
+                # whose import was rolled back keeps its old fingerprint, so
+                # it is coded here.
+                continue
+            if not force and stored == current:
+                self.result.skipped += 1
+            else:
+                text = self.db.execute("SELECT text FROM sources WHERE id = ?", [source_id]).fetchone()[0]
+                self._code(source_id, language, text, digest, None)
+            if progress is not None:
+                progress(1)
+        return self.result
+
+    def code_segmented(
+        self, source_id: str, language: str, text: str, digest: str, docs: list[Doc] | None, model: str | None
+    ) -> None:
+        """Code a source from the docs of its turns, in the order of their positions.
+
+        ``model`` is the pipeline that made ``docs``. When it is not the one
+        auto-coding uses, or when adding the codebook's Chinese words to the
+        word segmenter could have changed the tokens, the docs are left aside
+        and the turns are tokenized again.
+        """
+        new_rule_set = language not in self.rule_sets
+        self._rules(language)
+        usable = model == self.options.model and not (language == "zh" and new_rule_set)
+        self._code(source_id, language, text, digest, docs if usable else None)
+
+    def fingerprint(self, digest: str) -> str:
+        """Return the hash of a source's text hash, the codebook and the options."""
+        parts = [digest, self.codebook.content_hash, repr(self.options)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def _rules(self, language: str) -> RuleSet:
+        if language not in self.rule_sets:
+            self.rule_sets[language] = _rule_set(self.codebook, language, self.options)
+        return self.rule_sets[language]
+
+    def _code(
+        self, source_id: str, language: str, text: str, digest: str, docs: list[Doc] | None
+    ) -> None:
+        rules = self._rules(language)
+        spans = _suggestions(self.db, source_id, text, rules, self.options, docs)
+        _store(self.db, source_id, text, spans, self.codebook.version, self.result)
+        self.db.execute(
+            "INSERT INTO autocode_state (source_id, fingerprint) VALUES (?, ?) "
+            "ON CONFLICT (source_id) DO UPDATE SET fingerprint = excluded.fingerprint",
+            [source_id, self.fingerprint(digest)],
+        )
+        self.coded.add(source_id)
+        self.result.sources += 1
 
 
-def _fingerprint_stored(db: sqlite_utils.Database, source_id: str) -> str | None:
-    row = db.execute(
-        "SELECT fingerprint FROM autocode_state WHERE source_id = ?", [source_id]
-    ).fetchone()
-    return row[0] if row else None
+def needs_tokens(codebook: Codebook, language: str) -> bool:
+    """Return whether auto-coding ``language`` needs the language's own tokens (``RuleSet.needs_tokens``)."""
+    if language != "zh":
+        return True
+    return any(
+        code.rules[language].patterns for code in codebook.codes.values() if language in code.rules
+    )
 
 
-def _rule_set(
-    cache: dict[str, RuleSet], codebook: Codebook, language: str, options: AutocodeOptions
-) -> RuleSet:
+def _rule_set(codebook: Codebook, language: str, options: AutocodeOptions) -> RuleSet:
     from qualkit.rules import RuleSet
 
     nlp = load_pipeline(language, options.model)
@@ -127,8 +193,7 @@ def _rule_set(
             for keyword in (code.rules.get("zh").keywords if "zh" in code.rules else ())
         ]
         add_words_to_segmenter(words)
-    cache[language] = RuleSet(codebook, nlp, language)
-    return cache[language]
+    return RuleSet(codebook, nlp, language)
 
 
 def _suggestions(
@@ -137,8 +202,13 @@ def _suggestions(
     text: str,
     rules: RuleSet,
     options: AutocodeOptions,
+    docs: list[Doc] | None = None,
 ) -> dict[tuple[int, int, str], Match]:
-    """Return the first hit for each (start, end, code) span to suggest."""
+    """Return the first hit for each (start, end, code) span to suggest.
+
+    ``docs`` contains one doc per turn or paragraph, in position order, as the
+    import made them; without it the selected turns are tokenized here.
+    """
     turns = db.execute(
         "SELECT id, start_offset, end_offset, role FROM segments "
         "WHERE source_id = ? AND kind IN ('turn', 'paragraph') ORDER BY position",
@@ -152,14 +222,17 @@ def _suggestions(
     by_turn: dict[int, list[tuple[int, int]]] = {}
     for parent_id, start, end in sentences:
         by_turn.setdefault(parent_id, []).append((start, end))
-    selected = [
-        turn for turn in turns if options.include_interviewer or turn[3] != "interviewer"
-    ]
-    turn_texts = (text[start:end] for _, start, end, _ in selected)
-    if rules.needs_tokens:
-        matches = (rules.match(doc) for doc in rules.nlp.pipe(turn_texts))
+    keep = [options.include_interviewer or turn[3] != "interviewer" for turn in turns]
+    selected = [turn for turn, kept in zip(turns, keep) if kept]
+    turn_texts = [text[start:end] for _, start, end, _ in selected]
+    if not rules.needs_tokens:
+        matches: Iterable[list[Match]] = (rules.match_text(turn_text) for turn_text in turn_texts)
+    elif docs is not None and len(docs) == len(turns):
+        chosen = (doc for doc, kept in zip(docs, keep) if kept)
+        matches = (rules.match(doc, turn_text) for doc, turn_text in zip(chosen, turn_texts))
     else:
-        matches = (rules.match_text(turn_text) for turn_text in turn_texts)
+        pairs = zip(rules.nlp.pipe(turn_texts), turn_texts)
+        matches = (rules.match(doc, turn_text) for doc, turn_text in pairs)
     spans: dict[tuple[int, int, str], Match] = {}
     for (turn_id, turn_start, turn_end, _), turn_matches in zip(selected, matches):
         for match in turn_matches:
@@ -235,22 +308,26 @@ def _store(
             continue
         start, end, code_id = key
         rows.append(
-            {
-                "source_id": source_id,
-                "start_offset": start,
-                "end_offset": end,
-                "quote": text[start:end],
-                "code_id": code_id,
-                "coder": AUTO_CODER,
-                "origin": "auto",
-                "status": "suggested",
-                "codebook_version": codebook_version,
-                "rule": match.rule,
-                "matched_text": text[match.start : match.end],
-                "created_at": now,
-                "updated_at": now,
-            }
+            (
+                source_id,
+                start,
+                end,
+                text[start:end],
+                code_id,
+                codebook_version,
+                match.rule,
+                text[match.start : match.end],
+                now,
+                now,
+            )
         )
         result.per_code[code_id] = result.per_code.get(code_id, 0) + 1
-    db["codings"].insert_all(rows)
+    # A plain statement: sqlite-utils' insert_all() inspects the table on
+    # every call, which adds up over thousands of sources.
+    db.conn.executemany(
+        "INSERT INTO codings (source_id, start_offset, end_offset, quote, code_id, coder, "
+        "origin, status, codebook_version, rule, matched_text, created_at, updated_at) "
+        f"VALUES (?, ?, ?, ?, ?, '{AUTO_CODER}', 'auto', 'suggested', ?, ?, ?, ?, ?)",
+        rows,
+    )
     result.added += len(rows)

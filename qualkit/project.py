@@ -16,7 +16,7 @@ import pandas as pd
 import sqlite_utils
 
 from qualkit import store
-from qualkit.autocode import AutocodeOptions, AutocodeResult, autocode
+from qualkit.autocode import AutocodeOptions, AutocodeResult, Autocoder, autocode, needs_tokens
 from qualkit.cases import DEFAULT_LEVELS, import_manifest
 from qualkit.codebook import Codebook, load_codebook, resolve_codebook_path
 from qualkit.codebook_versions import store_codebook
@@ -153,6 +153,57 @@ class Project:
             store.touch(self.db)
         return result
 
+    def import_and_autocode(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        manifest: str | Path | None = None,
+        codebook: Codebook | None = None,
+        options: AutocodeOptions | None = None,
+        progress: Callable[[int], None] | None = None,
+        **import_options: Any,
+    ) -> tuple[ImportResult, AutocodeResult]:
+        """Import transcripts and auto-code them, in one transaction.
+
+        Stores the same rows as ``import_sources`` followed by ``autocode``,
+        but each added or changed transcript is auto-coded right after its
+        import, from the spaCy docs the import made, so its text is
+        tokenized once. ``progress`` counts imported files.
+        """
+        codebook = codebook or self.codebook()
+        with store.transaction(self.db):
+            return self._import_and_autocode(
+                list(paths), manifest, codebook, options or self.autocode_options(), progress, **import_options
+            )
+
+    def _import_and_autocode(
+        self,
+        paths: list[str | Path],
+        manifest: str | Path | None,
+        codebook: Codebook,
+        options: AutocodeOptions,
+        progress: Any,
+        **import_options: Any,
+    ) -> tuple[ImportResult, AutocodeResult]:
+        # Codings name their code, so the codebook is stored before the import codes anything.
+        store_codebook(self.db, codebook)
+        coder = Autocoder(self.db, codebook, options)
+        # Sources split into sentences in a second process come back without
+        # docs, which only pays when auto-coding does not need their tokens.
+        parallel = tuple(language for language in ("zh",) if not needs_tokens(codebook, language))
+        imported = self._import(
+            paths,
+            manifest,
+            progress,
+            on_segmented=coder.code_segmented,
+            parallel_languages=parallel,
+            **import_options,
+        )
+        autocoded = coder.code_stored()
+        if autocoded.added or autocoded.removed:
+            store.touch(self.db)
+        return imported, autocoded
+
     def autocode_options(self) -> AutocodeOptions:
         """Return the auto-coding options from the project settings."""
         settings = self.config.autocode if self.config else {}
@@ -216,8 +267,9 @@ class Project:
         codebook = self.codebook()
         targets = load_targets(config.targets) if config.targets else []
         with store.transaction(self.db):
-            result.imported = self._import(config.transcript_paths(), config.manifest, None)
-            result.autocoded = self._autocode(codebook, self.autocode_options(), False, None)
+            result.imported, result.autocoded = self._import_and_autocode(
+                config.transcript_paths(), config.manifest, codebook, self.autocode_options(), None
+            )
             store_targets(self.db, targets)
             result.links = link_quotes(
                 self.db, scope=config.link.get("scope", "sentence"), statuses=self._statuses()

@@ -15,11 +15,13 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spacy.attrs import IDX, LENGTH, SENT_START
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
@@ -107,27 +109,27 @@ def _rewrite_lemma(token: dict[str, Any]) -> dict[str, Any]:
 class RuleSet:
     """The compiled rules of a codebook for one language.
 
-    Token patterns run only on sentences that contain a word of every token
-    the pattern cannot match without, found first by a PhraseMatcher, and
-    a regular expression runs only on text that contains its longest required
-    literal. Both filters skip work that cannot produce a hit, so the results
-    are the same as running every rule everywhere, except that a token pattern
-    with a required word no longer matches across a sentence boundary, and that the
-    literal check compares lower-cased text, so a regular expression that
-    matches only through Unicode case folding (the Kelvin sign for "k") is
-    skipped.
+    A token pattern with required words (tokens it cannot match without)
+    runs only on sentences that contain one word of each, found first by a
+    PhraseMatcher, so it matches only within one sentence. A regular
+    expression runs only on text that contains its longest required
+    literal. The literal check compares lower-cased text, so a regular
+    expression that matches only through Unicode case folding (the Kelvin
+    sign for "k") is skipped.
     """
 
     def __init__(self, codebook: Codebook, nlp: Language, language: str) -> None:
         self.language = language
         self.nlp = nlp
         self.phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        # Each pattern with required words has a Matcher of its own, and
+        # patterns_by_word lists the patterns that require each word.
         self.anchored: list[tuple[Matcher, list[frozenset[str]]]] = []
+        self.patterns_by_word: dict[str, list[int]] = defaultdict(list)
         self.unanchored = Matcher(nlp.vocab)
         self.anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.regexes: list[tuple[str, re.Pattern[str], str, str | None]] = []
         self.excludes: dict[str, tuple[str, ...]] = {}
-        anchor_words: set[str] = set()
         for code in codebook.codes.values():
             rules = code.rules.get(language)
             if rules is None or rules.is_empty():
@@ -141,15 +143,16 @@ class RuleSet:
                 if required:
                     matcher = Matcher(nlp.vocab)
                     matcher.add(key, [rewritten])
+                    for word in set().union(*required):
+                        self.patterns_by_word[word].append(len(self.anchored))
                     self.anchored.append((matcher, required))
-                    anchor_words.update(*required)
                 else:
                     self.unanchored.add(key, [rewritten])
             for expression in rules.regex:
                 compiled = re.compile(expression, re.IGNORECASE)
                 literal = required_literal(expression)
                 self.regexes.append((code.id, compiled, f"regex {expression}", literal))
-        for word in sorted(anchor_words):
+        for word in sorted(self.patterns_by_word):
             self.anchors.add(word, [nlp.make_doc(word)])
 
     def _add_keywords(self, code_id: str, keywords: tuple[str, ...]) -> None:
@@ -182,16 +185,21 @@ class RuleSet:
         hits.extend(self._regex_hits(text))
         return hits
 
-    def match(self, doc: Doc) -> list[Match]:
-        """Return every rule hit in ``doc``, offsets relative to ``doc.text``."""
+    def match(self, doc: Doc, text: str | None = None) -> list[Match]:
+        """Return every rule hit in ``doc``, offsets relative to ``doc.text``.
+
+        ``text`` is the string the doc was made from, which equals
+        ``doc.text``. Passing it saves rebuilding the text from the tokens.
+        """
         hits: list[Match] = []
-        # Doc.text joins every token on each access, so read it once.
-        text = doc.text
+        if text is None:
+            text = doc.text
+        offsets = TokenOffsets(doc)
         if self.language == "zh":
             hits.extend(self._phrase_hits(_char_doc(self.nlp, lower_same_length(text))))
         else:
-            hits.extend(self._phrase_hits(doc))
-        hits.extend(self._pattern_hits(doc))
+            hits.extend(self._phrase_hits(doc, offsets))
+        hits.extend(self._pattern_hits(doc, offsets))
         hits.extend(self._regex_hits(text))
         return hits
 
@@ -205,38 +213,107 @@ class RuleSet:
                 hits.append(Match(code_id, found.start(), found.end(), rule))
         return hits
 
-    def _phrase_hits(self, doc: Doc) -> list[Match]:
+    def _phrase_hits(self, doc: Doc, offsets: TokenOffsets | None = None) -> list[Match]:
+        """Return the PhraseMatcher's hits. Without ``offsets``, ``doc`` has one token per character."""
         hits = []
         for key, start, end in self.phrases(doc):
             code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
-            span = doc[start:end]
-            hits.append(Match(code_id, span.start_char, span.end_char, rule))
+            if offsets is None:
+                hits.append(Match(code_id, start, end, rule))
+            else:
+                hits.append(Match(code_id, offsets.starts[start], offsets.end_char(end), rule))
         return hits
 
-    def _pattern_hits(self, doc: Doc) -> list[Match]:
+    def _pattern_hits(self, doc: Doc, offsets: TokenOffsets) -> list[Match]:
         found: list[tuple[int, int, int]] = []
         if len(self.unanchored):
             found.extend(self.unanchored(doc))
         if self.anchored:
-            sentences: dict[int, Span] = {}
-            present: dict[int, set[str]] = defaultdict(set)
-            for key, start, _ in self.anchors(doc):
-                sentence = doc[start].sent
-                sentences[sentence.start] = sentence
-                present[sentence.start].add(self.nlp.vocab.strings[key])
-            for matcher, required in self.anchored:
-                for first, sentence in sentences.items():
-                    words = present[first]
-                    if not all(words & options for options in required):
-                        continue
-                    for key, start, end in matcher(sentence):
-                        found.append((key, first + start, first + end))
+            found.extend(self._anchored_hits(doc, offsets))
         hits = []
         for key, start, end in found:
             code_id, rule = self.nlp.vocab.strings[key].split("|", 1)
-            span = doc[start:end]
-            hits.append(Match(code_id, span.start_char, span.end_char, rule))
+            hits.append(Match(code_id, offsets.starts[start], offsets.end_char(end), rule))
         return hits
+
+
+    def _anchored_hits(self, doc: Doc, offsets: TokenOffsets) -> list[tuple[int, int, int]]:
+        """Run each pattern with required words on the sentences that contain them all.
+
+        Hits come in pattern order, then sentence order.
+        """
+        sentences: dict[int, int] = {}
+        present: dict[int, set[str]] = defaultdict(set)
+        for key, start, _ in self.anchors(doc):
+            first, last = offsets.sentence_of(start)
+            sentences[first] = last
+            present[first].add(self.nlp.vocab.strings[key])
+        runs = []
+        for first, words in present.items():
+            candidates = set().union(*(self.patterns_by_word[word] for word in words))
+            for index in candidates:
+                required = self.anchored[index][1]
+                if all(not words.isdisjoint(options) for options in required):
+                    runs.append((index, first))
+        runs.sort()
+        found = []
+        for index, first in runs:
+            matcher = self.anchored[index][0]
+            for key, start, end in matcher(doc[first : sentences[first]]):
+                found.append((key, first + start, first + end))
+        return found
+
+
+class TokenOffsets:
+    """Character offsets and sentence starts of a doc's tokens, read in one call.
+
+    ``Doc.to_array`` copies the token attributes without building a Python
+    ``Token`` per token, which iterating the doc or slicing it into sentence
+    spans does. Offsets equal those of spaCy's ``Token.idx``,
+    ``Span.start_char``/``end_char`` and sentences equal ``Doc.sents``.
+    """
+
+    def __init__(self, doc: Doc) -> None:
+        self.length = len(doc)
+        if self.length == 0:
+            self.starts: list[int] = []
+            self.ends: list[int] = []
+            self.sentence_starts: list[int] = []
+            return
+        columns = doc.to_array([IDX, LENGTH, SENT_START]).astype("int64")
+        self.starts = columns[:, 0].tolist()
+        self.ends = (columns[:, 0] + columns[:, 1]).tolist()
+        if "sents" in doc.user_hooks:
+            # A pipeline may define sentences by a hook instead of the
+            # SENT_START attribute, so ask spaCy for them.
+            self.sentence_starts = [sentence.start for sentence in doc.sents]
+        else:
+            # Doc.sents starts a sentence at token 0 and at each later token
+            # whose SENT_START is 1.
+            flags = columns[:, 2]
+            flags[0] = 1
+            self.sentence_starts = (flags == 1).nonzero()[0].tolist()
+
+    def end_char(self, end: int) -> int:
+        """Return the character offset just after the token before ``end``."""
+        return self.ends[end - 1] if end > 0 else 0
+
+    def sentence_of(self, token: int) -> tuple[int, int]:
+        """Return (first token, end token) of the sentence that contains ``token``."""
+        index = bisect_right(self.sentence_starts, token) - 1
+        first = self.sentence_starts[index]
+        if index + 1 < len(self.sentence_starts):
+            return first, self.sentence_starts[index + 1]
+        return first, self.length
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """Return the (start, end) character offsets of each sentence, untrimmed."""
+        bounds = self.sentence_starts + [self.length]
+        return [
+            (self.starts[first], self.ends[end - 1])
+            for first, end in zip(bounds, bounds[1:])
+            if end > first
+        ]
 
 
 def _required_words(pattern: list[dict[str, Any]]) -> list[frozenset[str]]:

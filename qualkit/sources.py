@@ -98,6 +98,13 @@ class _Prepared:
     metadata: dict[str, Any]
     turns: list[Turn]
     digest: str
+    detected_language: str | None = None
+
+    def detect_language(self) -> str:
+        """Return the language guessed from the text, computed once."""
+        if self.detected_language is None:
+            self.detected_language = detect_language(self.transcript.text)
+        return self.detected_language
 
 
 def find_transcripts(patterns: Iterable[str | Path]) -> list[Path]:
@@ -178,6 +185,8 @@ def import_sources(
     encoding: str | None = None,
     options: dict[str, Any] | None = None,
     keep_going: bool = False,
+    on_segmented: SegmentedHook | None = None,
+    parallel_languages: tuple[str, ...] = ("zh",),
 ) -> ImportResult:
     """Import transcript files. The caller wraps this in one transaction.
 
@@ -187,39 +196,175 @@ def import_sources(
     and validated before anything is written. An invalid file raises, and
     nothing is stored, unless ``keep_going`` is set: then each file is
     stored in a savepoint of its own and the failures are listed in the
-    result.
+    result. ``on_segmented`` is called for each added or updated source
+    after its segments and codings are stored, with the spaCy docs of its
+    turns, so a caller can auto-code them without tokenizing again.
+    Sources in ``parallel_languages`` may be split into sentences in a
+    second process when there is enough of their text; they then reach
+    ``on_segmented`` without docs.
     """
     paths = [Path(path) for path in paths]
     option_metadata = _clean_options(options or {}, paths, levels)
     result = ImportResult()
     by_file = case_ids_by_file(db)
     prepared: list[_Prepared] = []
+    seen = _SeenItems()
     for path in paths:
         try:
             item = _prepare(path, levels, encoding, option_metadata, by_file)
-            _check_duplicates(db, item, prepared)
+            _check_duplicates(db, item, seen)
         except QualkitError as error:
             result.failures.append(ImportFailure(path, str(error), error))
             if progress is not None:
                 progress(1)
             continue
         prepared.append(item)
+        seen.add(item)
     if len(result.failures) == 1 and not keep_going:
         raise result.failures[0].error
     if result.failures and not keep_going:
         raise ImportFailed(result.failures)
-    for item in prepared:
-        try:
-            with _savepoint(db, keep_going):
-                _store_source(db, item, option_metadata, result, model)
-        except QualkitError as error:
-            if not keep_going:
-                raise
-            result.failures.append(ImportFailure(item.transcript.path, str(error), error))
-        if progress is not None:
-            progress(1)
+    with _SentenceWorker.start(db, prepared, model, parallel_languages) as worker:
+        for item in prepared:
+            try:
+                with _savepoint(db, keep_going):
+                    _store_source(db, item, option_metadata, result, model, on_segmented, worker)
+            except QualkitError as error:
+                if not keep_going:
+                    raise
+                result.failures.append(ImportFailure(item.transcript.path, str(error), error))
+            if progress is not None:
+                progress(1)
 
     return result
+
+
+# A second process splits sentences only when there is at least this much
+# text in its languages to segment, because starting it and loading jieba's
+# dictionary there (about a second) cost more than a small import saves.
+# NOTE: an estimate from a few runs of bench/run.py, not a measured
+# break-even point.
+PARALLEL_MIN_CHARACTERS = 400_000
+# Sources handed to the second process ahead of the one being stored, so
+# memory stays bounded however many sources the import has.
+PARALLEL_WINDOW = 16
+
+
+class _SentenceWorker:
+    """Splits some sources' turns into sentences in a second process.
+
+    While the main process stores and auto-codes the English sources, a
+    forked process runs the word segmenter over the Chinese ones and sends
+    back only sentence offsets. The sentences equal those of
+    ``store_segments`` because the worker runs the same pipeline and the same
+    ``sentence_spans``. Sources it handles get no spaCy docs, so they are
+    tokenized again if auto-coding needs their tokens, and callers leave out
+    languages whose rules need tokens.
+
+    NOTE: words that auto-coding adds to jieba during the import (the
+    codebook's Chinese keywords) do not reach the forked worker. Sentence
+    starts follow punctuation tokens, so this should matter only for a
+    keyword that contains punctuation, which the tests do not cover.
+    """
+
+    def __init__(self, pool: Any, items: list[tuple[_Prepared, str]], model: str | None) -> None:
+        self.pool = pool
+        self.model = model
+        self.waiting = list(reversed(items))
+        self.pending: dict[str, Any] = {}
+
+    @classmethod
+    @contextmanager
+    def start(
+        cls,
+        db: sqlite_utils.Database,
+        prepared: list[_Prepared],
+        model: str | None,
+        languages: tuple[str, ...],
+    ) -> Iterator[_SentenceWorker | None]:
+        items = _items_to_segment(db, prepared, languages)
+        characters = sum(len(item.transcript.text) for item, _ in items)
+        if characters < PARALLEL_MIN_CHARACTERS or not _can_fork():
+            yield None
+            return
+        import concurrent.futures
+        import multiprocessing
+
+        log.info("Splitting %d sources into sentences in a second process", len(items))
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        worker = cls(pool, items, model)
+        try:
+            worker._top_up()
+            yield worker
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _top_up(self) -> None:
+        while self.waiting and len(self.pending) < PARALLEL_WINDOW:
+            item, language = self.waiting.pop()
+            texts = [item.transcript.text[turn.start : turn.end] for turn in item.turns]
+            future = self.pool.submit(turn_sentence_spans, language, self.model, texts)
+            self.pending[item.source_id] = (future, language, item.digest)
+
+    def spans(self, item: _Prepared, language: str) -> list[list[tuple[int, int]]] | None:
+        """Return the sentences of each turn of ``item``, or None when the worker does not have them."""
+        entry = self.pending.pop(item.source_id, None)
+        self._top_up()
+        if entry is None:
+            return None
+        future, expected_language, digest = entry
+        if (expected_language, digest) != (language, item.digest):
+            future.cancel()
+            return None
+        return future.result()
+
+
+def _can_fork() -> bool:
+    import os
+    import sys
+
+    # Only Linux: on macOS a forked child of a process that loaded system
+    # frameworks can crash, and Windows cannot fork.
+    if not sys.platform.startswith("linux"):
+        return False
+    return len(os.sched_getaffinity(0)) >= 2
+
+
+def _items_to_segment(
+    db: sqlite_utils.Database, prepared: list[_Prepared], languages: tuple[str, ...]
+) -> list[tuple[_Prepared, str]]:
+    """Return the new or changed sources whose language is in ``languages``, with that language.
+
+    The language is guessed as ``_store_source`` decides it; a wrong guess
+    only means that the main process splits that source itself.
+    """
+    if not languages:
+        return []
+    stored = dict(db.execute("SELECT id, content_hash FROM sources").fetchall())
+    chosen = []
+    for item in prepared:
+        if stored.get(item.source_id) == item.digest:
+            continue
+        language = (
+            item.metadata.get("language")
+            or _case_language(db, item.case_id)
+            or item.detect_language()
+        )
+        if language in languages:
+            chosen.append((item, language))
+    return chosen
+
+
+def turn_sentence_spans(language: str, model: str | None, texts: list[str]) -> list[list[tuple[int, int]]]:
+    """Return the trimmed sentence offsets of each text, as ``store_segments`` finds them."""
+    nlp = load_pipeline(language, model)
+    return [sentence_spans(doc, text) for doc, text in zip(nlp.pipe(texts), texts)]
+
+
+# Called with source id, language, text, content hash, the docs of its turns
+# in position order (None when another process split the sentences), and
+# the pipeline name (None for the blank pipeline).
+SegmentedHook = Callable[[str, str, str, str, list[Any] | None, str | None], None]
 
 
 @contextmanager
@@ -318,22 +463,40 @@ def _assign_roles(turns: list[Turn], attributes: dict[str, str]) -> None:
             turn.role = names[turn.speaker.lower()]
 
 
-def _check_duplicates(db: sqlite_utils.Database, item: _Prepared, prepared: list[_Prepared]) -> None:
+@dataclass
+class _SeenItems:
+    """The files prepared so far, by interview id and by text hash, with their order."""
+
+    by_id: dict[str, tuple[int, _Prepared]] = field(default_factory=dict)
+    by_digest: dict[str, tuple[int, _Prepared]] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, item: _Prepared) -> None:
+        self.by_id.setdefault(item.source_id, (self.count, item))
+        self.by_digest.setdefault(item.digest, (self.count, item))
+        self.count += 1
+
+
+def _check_duplicates(db: sqlite_utils.Database, item: _Prepared, seen: _SeenItems) -> None:
     path = item.transcript.path
-    for other in prepared:
-        if other.source_id == item.source_id:
-            raise TranscriptError(
-                f"interview id {item.source_id!r} is also used by {other.transcript.path}.",
-                path=path,
-                fix="Give each transcript its own id in the front matter or the manifest.",
-            )
-        if other.digest == item.digest:
-            raise TranscriptError(
-                f"the text is the same as that of {other.transcript.path} "
-                f"(interview {other.source_id!r}).",
-                path=path,
-                fix="Remove the duplicate file.",
-            )
+    same_id = seen.by_id.get(item.source_id)
+    same_text = seen.by_digest.get(item.digest)
+    # Report the earlier of the two files, as a scan in file order would.
+    if same_id is not None and (same_text is None or same_id[0] <= same_text[0]):
+        other = same_id[1]
+        raise TranscriptError(
+            f"interview id {item.source_id!r} is also used by {other.transcript.path}.",
+            path=path,
+            fix="Give each transcript its own id in the front matter or the manifest.",
+        )
+    if same_text is not None:
+        other = same_text[1]
+        raise TranscriptError(
+            f"the text is the same as that of {other.transcript.path} "
+            f"(interview {other.source_id!r}).",
+            path=path,
+            fix="Remove the duplicate file.",
+        )
     row = db.execute(
         "SELECT id, path FROM sources WHERE content_hash = ? AND id != ?",
         [item.digest, item.source_id],
@@ -352,6 +515,8 @@ def _store_source(
     option_metadata: dict[str, Any],
     result: ImportResult,
     model: str | None,
+    on_segmented: SegmentedHook | None = None,
+    worker: _SentenceWorker | None = None,
 ) -> None:
     path = item.transcript.path
     text = item.transcript.text
@@ -362,7 +527,7 @@ def _store_source(
         result.conflicts.extend(store_case(db, item.case_id, case_options, origin=OPTIONS_ORIGIN))
     if _case_row(db, item.case_id) != before and before is not None:
         result.metadata_changed = True
-    language = _case_language(db, item.case_id) or detect_language(text)
+    language = _case_language(db, item.case_id) or item.detect_language()
     # A detected language belongs to the case too, so matrices and filters see it.
     db.execute(
         "UPDATE cases SET language = ? WHERE id = ? AND language IS NULL", [language, item.case_id]
@@ -374,12 +539,14 @@ def _store_source(
         result.encodings[item.source_id] = item.transcript.encoding
         log.info("%s: decoded as %s", path, item.transcript.encoding)
 
+    # The old text is read only when it changed, since most sources in a
+    # re-import are unchanged.
     existing = db.execute(
-        "SELECT text, content_hash, language, metadata, path FROM sources WHERE id = ?",
+        "SELECT content_hash, language, metadata, path FROM sources WHERE id = ?",
         [item.source_id],
     ).fetchone()
-    if existing is not None and (existing[1], existing[2]) == (item.digest, language):
-        if existing[3] != attributes:
+    if existing is not None and (existing[0], existing[1]) == (item.digest, language):
+        if existing[2] != attributes:
             db["sources"].update(item.source_id, {"metadata": attributes, "updated_at": utc_now()})
             result.metadata_changed = True
         result.unchanged.append(item.source_id)
@@ -396,20 +563,24 @@ def _store_source(
         "metadata": attributes,
         "updated_at": now,
     }
+    spans = worker.spans(item, language) if worker is not None else None
     if existing is None:
         db["sources"].insert({**row, "imported_at": now})
-        store_segments(db, item.source_id, text, item.turns, language, model)
+        docs = store_segments(db, item.source_id, text, item.turns, language, model, spans)
         result.added.append(item.source_id)
+        if on_segmented is not None:
+            on_segmented(item.source_id, language, text, item.digest, docs, model)
         return
-    if existing[4] and Path(existing[4]).name != path.name:
-        message = f"{item.source_id} was imported from {Path(existing[4]).name} and is now updated from {path.name}."
+    if existing[3] and Path(existing[3]).name != path.name:
+        message = f"{item.source_id} was imported from {Path(existing[3]).name} and is now updated from {path.name}."
         result.warnings.append(message)
         log.warning("%s", message)
+    old_text = db.execute("SELECT text FROM sources WHERE id = ?", [item.source_id]).fetchone()[0]
     db["sources"].update(item.source_id, row)
-    store_segments(db, item.source_id, text, item.turns, language, model)
-    if existing[1] != item.digest:
+    docs = store_segments(db, item.source_id, text, item.turns, language, model, spans)
+    if existing[0] != item.digest:
         anchoring = reanchor_codings(
-            db, item.source_id, existing[0], text, origin=f"re-import of {path.name}"
+            db, item.source_id, old_text, text, origin=f"re-import of {path.name}"
         )
         result.moved_codings += anchoring.moved
         result.flagged_codings.extend(anchoring.flagged)
@@ -420,6 +591,8 @@ def _store_source(
             len(anchoring.flagged),
         )
     result.updated.append(item.source_id)
+    if on_segmented is not None:
+        on_segmented(item.source_id, language, text, item.digest, docs, model)
 
 
 def _case_row(db: sqlite_utils.Database, case_id: str) -> tuple[Any, ...] | None:
@@ -438,23 +611,32 @@ def store_segments(
     turns: list[Turn],
     language: str,
     model: str | None = None,
-) -> None:
-    """Replace the source's segments: its turns and paragraphs, and their sentences."""
+    spans: list[list[tuple[int, int]]] | None = None,
+) -> list[Any] | None:
+    """Replace the source's segments: its turns and paragraphs, and their sentences.
+
+    ``spans`` contains each turn's sentence offsets when another process
+    found them (``turn_sentence_spans``). Returns the spaCy doc of each turn,
+    in the order of ``turns``, or None when ``spans`` was given.
+    """
     db.execute("DELETE FROM segments WHERE source_id = ?", [source_id])
-    nlp = load_pipeline(language, model)
+    turn_texts = [text[turn.start : turn.end] for turn in turns]
+    docs = None
+    if spans is None:
+        nlp = load_pipeline(language, model)
+        docs = list(nlp.pipe(turn_texts))
+        spans = [sentence_spans(doc, turn_text) for doc, turn_text in zip(docs, turn_texts)]
     sentence_position = 0
     # Plain statements: sqlite-utils' insert() inspects the table on every
     # call, which costs more than the tokenizer on long transcripts.
-    for position, (turn, doc) in enumerate(
-        zip(turns, nlp.pipe(text[t.start : t.end] for t in turns))
-    ):
+    for position, (turn, turn_spans) in enumerate(zip(turns, spans)):
         turn_id = db.execute(
             "INSERT INTO segments (source_id, kind, position, start_offset, end_offset, "
             "speaker, role, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [source_id, turn.kind, position, turn.start, turn.end, turn.speaker, turn.role, turn.timestamp],
         ).lastrowid
         rows = []
-        for start, end in sentence_spans(doc):
+        for start, end in turn_spans:
             rows.append(
                 (
                     source_id,
@@ -472,15 +654,21 @@ def store_segments(
             "end_offset, speaker, role) VALUES (?, 'sentence', ?, ?, ?, ?, ?, ?)",
             rows,
         )
+    return docs
 
 
-def sentence_spans(doc: Any) -> list[tuple[int, int]]:
-    """Return (start, end) character offsets of the doc's sentences, trimmed."""
+def sentence_spans(doc: Any, text: str | None = None) -> list[tuple[int, int]]:
+    """Return (start, end) character offsets of the doc's sentences, trimmed.
+
+    ``text`` is the string the doc was made from (``doc.text``); passing it
+    saves rebuilding the text from the tokens.
+    """
+    from qualkit.rules import TokenOffsets
+
+    if text is None:
+        text = doc.text
     spans = []
-    # Doc.text joins every token on each access, so read it once.
-    text = doc.text
-    for sentence in doc.sents:
-        start, end = sentence.start_char, sentence.end_char
+    for start, end in TokenOffsets(doc).sentences():
         while start < end and text[start].isspace():
             start += 1
         while end > start and text[end - 1].isspace():
