@@ -1109,6 +1109,8 @@ MEMO_ERRORS = [
         ["--source", "E01", "--code", "target"], 2, "at most one of", id="two-subjects"
     ),
     pytest.param(["--text", "   "], 1, "The memo is empty", id="empty-text"),
+    # A shell hands undecodable bytes such as $'\xff' to Python as a lone surrogate.
+    pytest.param(["--text", "note \udcff"], 1, "not valid text (position 6)", id="undecodable-byte"),
 ]
 
 
