@@ -21,8 +21,11 @@ exact offsets.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +41,7 @@ from qualkit.agreement import (
     Selection,
     UnitJudgement,
     consensus_coders,
+    fold_coder_name,
     load_reliability_data,
     shorten_quote,
     unit_judgements,
@@ -46,8 +50,13 @@ from qualkit.audit import ChangeRecorder, check_coder_name
 from qualkit.coding import CodingChange, require_code, settle_coding
 from qualkit.errors import InputError, QualkitError
 
+log = logging.getLogger(__name__)
+
 RULES = ("majority", "union", "intersection", "coder")
 NO_CODES = ("-", "none")
+# The CSV writer of 'qualkit disagreements' puts an apostrophe before a cell
+# that starts with one of these, so that a spreadsheet shows it as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 
 @dataclass(frozen=True)
@@ -122,43 +131,105 @@ def read_decisions(
     or code, or a value that is not a number.
     """
     path = Path(path)
-    known_units = {judgement.unit_id for judgement in unit_judgements(data)}
+    known_units = set(all_unit_ids(data))
     known_codes = set(data.codes)
     decisions: dict[str, dict[str, float | None]] = {}
+    lines: dict[str, int] = {}
+    reader = csv.DictReader(io.StringIO(_decisions_text(path), newline=""))
+    fields = reader.fieldnames or []
+    absent = [name for name in ("unit_id", "decision") if name not in fields]
+    if absent:
+        raise InputError(
+            f"the decisions file has no {' and no '.join(absent)} column "
+            f"(found {', '.join(fields) or 'none'}).",
+            path=path,
+            line=1,
+            fix="Start from 'qualkit disagreements --format csv' and fill in the decision column.",
+        )
+    for row in reader:
+        line = reader.line_num
+        unit_id = _unprotected((row.get("unit_id") or "").strip())
+        text = (row.get("decision") or "").strip()
+        if not text:
+            continue
+        if unit_id not in known_units:
+            raise InputError(
+                f"unit {unit_id!r} is not among the compared units.",
+                path=path,
+                line=line,
+                fix="Run 'qualkit adjudicate' with the same --unit, --coder, --code and "
+                "--source options as the 'qualkit disagreements' run that wrote the file.",
+            )
+        chosen = _parse_decision(text, known_codes, path, line)
+        if unit_id in decisions and decisions[unit_id] != chosen:
+            raise InputError(
+                f"unit {unit_id!r} has a different decision on line {lines[unit_id]}.",
+                path=path,
+                line=line,
+                fix="Keep one row per unit, or give the rows the same decision.",
+            )
+        decisions[unit_id] = chosen
+        lines.setdefault(unit_id, line)
+    return decisions
+
+
+def _decisions_text(path: Path) -> str:
+    """Return the text of a decisions file: UTF-8, or UTF-16 or UTF-32 with a BOM."""
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        raw = path.read_bytes()
     except OSError as error:
         raise InputError(
             f"cannot read the decisions file ({error.strerror}).",
             path=path,
             fix="Write it with 'qualkit disagreements --format csv > FILE' and fill in the decision column.",
         ) from error
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        if "unit_id" not in fields or "decision" not in fields:
-            raise InputError(
-                f"the decisions file has no unit_id and decision columns (found {', '.join(fields) or 'none'}).",
-                path=path,
-                line=1,
-                fix="Start from 'qualkit disagreements --format csv' and fill in the decision column.",
-            )
-        for row in reader:
-            line = reader.line_num
-            unit_id = (row.get("unit_id") or "").strip()
-            text = (row.get("decision") or "").strip()
-            if not text:
-                continue
-            if unit_id not in known_units:
-                raise InputError(
-                    f"unit {unit_id!r} is not among the compared units.",
-                    path=path,
-                    line=line,
-                    fix="Run 'qualkit adjudicate' with the same --unit, --coder, --code and "
-                    "--source options as the 'qualkit disagreements' run that wrote the file.",
-                )
-            decisions[unit_id] = _parse_decision(text, known_codes, path, line)
-    return decisions
+    # The UTF-32 BOMs start with the UTF-16 ones, so they are tested first.
+    encoding = "utf-8-sig"
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if raw.startswith(bom):
+            encoding = name
+            break
+    fix = "Save it as CSV UTF-8 (in Excel: 'CSV UTF-8 (Comma delimited)')."
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"the decisions file is not valid {encoding.removesuffix('-sig').upper()} "
+            f"(byte {error.start}).",
+            path=path,
+            fix=fix,
+        ) from error
+    if "\0" in text:
+        # UTF-16 without a BOM decodes as UTF-8 with a NUL after each ASCII letter.
+        raise InputError(
+            "the decisions file contains NUL characters (UTF-16 without a BOM?).",
+            path=path,
+            fix=fix,
+        )
+    return text
+
+
+def _unprotected(cell: str) -> str:
+    """Remove the apostrophe that the disagreements CSV puts before a formula-like cell."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_PREFIXES):
+        return cell[1:]
+    return cell
+
+
+def all_unit_ids(data: ReliabilityData) -> list[str]:
+    """Return the ids of every unit of the compared sources, coded or not.
+
+    Character units are listed as the runs that 'qualkit disagreements'
+    prints, because single characters are not written to decisions files.
+    """
+    if data.unit == "character":
+        return [judgement.unit_id for judgement in unit_judgements(data)]
+    return [data.unit_id(index) for index in range(data.n_units)]
 
 
 def _parse_decision(
@@ -175,7 +246,7 @@ def _parse_decision(
         code = code.strip()
         if code not in known_codes:
             raise InputError(
-                f"code {code!r} in the decision is not one of the compared codes.",
+                f"code {code!r} in the decision {text!r} is not one of the compared codes.",
                 path=path,
                 line=line,
                 fix=f"Use codes from: {', '.join(sorted(known_codes))}; separate them with commas, or write 'none'.",
@@ -193,6 +264,13 @@ def _parse_decision(
                     line=line,
                     fix="Write CODE=NUMBER, e.g. tournament=3.",
                 )
+        if code in chosen:
+            raise InputError(
+                f"code {code!r} appears twice in the decision {text!r}.",
+                path=path,
+                line=line,
+                fix="List each code once, with at most one =VALUE.",
+            )
         chosen[code] = value
     return chosen
 
@@ -278,13 +356,18 @@ def plan_adjudication(
     decisions = decisions or {}
     plan = AdjudicationPlan()
     pieces: list[Piece] = []
+    undisputed: list[str] = []
+    seen: set[str] = set()
     for judgement in unit_judgements(data):
+        seen.add(judgement.unit_id)
         applied_codes = sorted(
             {code for codes in judgement.by_coder.values() if codes for code in codes}
         )
         decided = decisions.get(judgement.unit_id)
         if decided is not None:
             plan.decided_units += 1
+            if not judgement.disputed():
+                undisputed.append(judgement.unit_id)
             for code, value in decided.items():
                 pieces += _decided_pieces(
                     db, data, statuses, judgement, code, value, accept_from
@@ -298,8 +381,44 @@ def plan_adjudication(
             coder = _span_coder(judgement, code, data.coders, accept_from)
             if keep and coder is not None:
                 pieces += _clipped_codings(db, data, statuses, judgement, code, coder)
+
+    uncoded = {
+        unit_id: decided
+        for unit_id, decided in decisions.items()
+        if unit_id not in seen
+    }
+    plan.decided_units += len(uncoded)
+    undisputed += uncoded
+    pieces += _whole_unit_pieces(data, uncoded)
+    if undisputed:
+        log.warning(
+            "Decisions applied to units on which the coders do not disagree: %s.",
+            ", ".join(undisputed),
+        )
     plan.pieces = _join_pieces(pieces, data.texts)
     return plan
+
+
+def _whole_unit_pieces(
+    data: ReliabilityData, decisions: dict[str, dict[str, float | None]]
+) -> list[Piece]:
+    """Code whole units for decisions on units where no coder applies a code.
+
+    That happens for an uncoded sentence, or after the only coding on a unit
+    was removed. Only sentence, turn and source unit ids can name such units.
+    """
+    if not decisions:
+        return []
+    pieces = []
+    for index in range(data.n_units):
+        decided = decisions.get(data.unit_id(index))
+        if decided is None:
+            continue
+        source_id = data.sources[data.unit_source[index]]
+        start, end = int(data.unit_start[index]), int(data.unit_end[index])
+        for code, value in decided.items():
+            pieces.append(Piece(source_id, code, start, end, value, None))
+    return pieces
 
 
 def _decided_pieces(
@@ -391,9 +510,27 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
 def _existing_spelling(db: sqlite_utils.Database, name: str) -> str:
     """Return the stored spelling of a coder name compared without case, or ``name`` if new."""
     for (stored,) in db.execute("SELECT DISTINCT coder FROM codings ORDER BY coder"):
-        if stored.casefold() == name.casefold():
+        if fold_coder_name(stored) == fold_coder_name(name):
             return stored
     return name
+
+
+def _check_into(db: sqlite_utils.Database, into: str) -> None:
+    """Raise QualkitError when ``into`` names a coder with codings of their own."""
+    folded = fold_coder_name(into)
+    if folded in {fold_coder_name(name) for name in consensus_coders(db)}:
+        return
+    own = sum(
+        count
+        for name, count in db.execute("SELECT coder, count(*) FROM codings GROUP BY coder")
+        if fold_coder_name(name) == folded
+    )
+    if own:
+        raise QualkitError(
+            f"The consensus coder {into!r} already has {own} codings of their own, so "
+            "consensus codings would mix with them and later agreement runs would leave "
+            "that coder out. Pass a new name with --into, e.g. --into consensus."
+        )
 
 
 def adjudicate(
@@ -412,31 +549,33 @@ def adjudicate(
 
     ``by`` is the person recorded in the audit log, so 'qualkit undo
     --coder BY' takes the whole adjudication back. Raises QualkitError for
-    an unknown rule, an ``into`` name that is one of the compared coders,
-    or a missing ``accept_from`` coder.
+    an unknown rule, an ``into`` name that is one of the compared coders or
+    has codings of its own without being a consensus coder, or a missing
+    ``accept_from`` coder.
     """
     if rule not in RULES:
         raise QualkitError(f"Unknown rule {rule!r}. Use one of: {', '.join(RULES)}.")
     into = _existing_spelling(db, check_coder_name(into))
     selection = replace(selection, exclude_coders=(*selection.exclude_coders, into))
     data = load_reliability_data(db, selection)
-    folded = {coder.casefold(): coder for coder in data.coders}
-    if into.casefold() in folded:
+    folded = {fold_coder_name(coder): coder for coder in data.coders}
+    if fold_coder_name(into) in folded:
         raise QualkitError(
             f"The consensus coder {into!r} is one of the compared coders. Pass another "
             "name with --into, e.g. --into consensus."
         )
+    _check_into(db, into)
     if rule == "coder" and not accept_from:
         raise QualkitError(
             "--rule coder takes the judgements of one coder. Name it with --accept-from CODER."
         )
     if accept_from is not None:
-        if accept_from.casefold() not in folded:
+        if fold_coder_name(accept_from) not in folded:
             raise QualkitError(
                 f"--accept-from {accept_from!r} is not one of the compared coders "
                 f"({', '.join(data.coders)}). Pass one of them, or add it with --coder."
             )
-        accept_from = folded[accept_from.casefold()]
+        accept_from = folded[fold_coder_name(accept_from)]
     decisions = read_decisions(decisions_path, data) if decisions_path else None
     plan = plan_adjudication(
         db,
@@ -472,7 +611,7 @@ def adjudicate(
                 )
             )
         known = consensus_coders(db)
-        if into.casefold() not in {name.casefold() for name in known}:
+        if fold_coder_name(into) not in {fold_coder_name(name) for name in known}:
             store.set_meta(
                 db, CONSENSUS_META_KEY, json.dumps([*known, into], ensure_ascii=False)
             )

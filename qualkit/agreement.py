@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -50,6 +51,10 @@ CONSENSUS_META_KEY = "consensus_coders"
 POOLED = "(pooled)"
 DEFAULT_SEED = 20240607
 DEFAULT_CONFIDENCE = 0.95
+# An upper bound that stops a mistyped count from running for days. The
+# sample project took 36 s of CPU for 1,000 replicates (docs/agreement.md),
+# so this limit means about an hour there.
+MAX_REPLICATES = 100_000
 # Pooled rows stack every (unit, code) pair. Above this many cells (coders x
 # units x codes) they are left out to bound memory.
 # NOTE: an estimate: each copy of the stacked data takes 8 bytes a cell, and
@@ -135,6 +140,17 @@ class ReliabilityData:
 # Coders -----------------------------------------------------------------------
 
 
+def fold_coder_name(name: str) -> str:
+    """Return the form in which two coder names are compared.
+
+    Names match after Unicode NFKC normalization, case folding and trimming,
+    so "José" typed as one or as two code points, "ＢＯＢ" typed in
+    full-width mode and "bob" each name one coder.
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
+
+
 def consensus_coders(db: sqlite_utils.Database) -> list[str]:
     """Return the coder names that adjudication has written consensus codings as."""
     import json
@@ -158,7 +174,7 @@ def resolve_coders(
     for name, count in db.execute(
         "SELECT coder, count(*) FROM codings GROUP BY coder ORDER BY coder"
     ):
-        spellings.setdefault(name.casefold(), []).append((name, count))
+        spellings.setdefault(fold_coder_name(name), []).append((name, count))
 
     def display(folded: str) -> str:
         # The most used spelling, then the first in sort order.
@@ -167,7 +183,7 @@ def resolve_coders(
     chosen: dict[str, tuple[str, ...]] = {}
     if requested:
         for name in requested:
-            folded = name.strip().casefold()
+            folded = fold_coder_name(name)
             if folded not in spellings:
                 known = ", ".join(display(f) for f in sorted(spellings)) or "none"
                 raise NotFoundError(
@@ -178,12 +194,12 @@ def resolve_coders(
                 chosen[name.strip()] = tuple(n for n, _ in spellings[folded])
     else:
         skipped = {AUTOCODE_CODER}
-        skipped |= {name.casefold() for name in consensus_coders(db)}
-        skipped |= {name.casefold() for name in exclude}
+        skipped |= {fold_coder_name(name) for name in consensus_coders(db)}
+        skipped |= {fold_coder_name(name) for name in exclude}
         for folded in sorted(spellings):
             if folded not in skipped:
                 chosen[display(folded)] = tuple(n for n, _ in spellings[folded])
-    folded_names = [name.casefold() for name in chosen]
+    folded_names = [fold_coder_name(name) for name in chosen]
     if len(set(folded_names)) != len(folded_names):
         raise QualkitError(
             f"The coders {', '.join(chosen)} name the same coder twice (names are compared "
@@ -410,6 +426,43 @@ def _coded_sources(
     return coded
 
 
+def _coding_spans(
+    db: sqlite_utils.Database,
+    selection: Selection,
+    data: ReliabilityData,
+    coder_index: dict[str, int],
+) -> dict[tuple[str, str, int], list[tuple[int, int, Any]]]:
+    """Return the counted codings' (start, end, value) per source, code and coder index."""
+    spans: dict[tuple[str, str, int], list[tuple[int, int, Any]]] = {}
+    spellings = list(coder_index)
+    rows = db.execute(
+        "SELECT id, source_id, code_id, coder, start_offset, end_offset, value FROM codings "
+        f"WHERE coder IN ({_marks(spellings)}) AND status IN ({_marks(selection.statuses)}) "
+        f"AND source_id IN ({_marks(data.sources)}) AND code_id IN ({_marks(data.codes)}) "
+        "ORDER BY id",
+        [*spellings, *selection.statuses, *data.sources, *data.codes],
+    )
+    non_finite: list[int] = []
+    for coding_id, source, code, coder, start, end, value in rows:
+        if value is not None and not math.isfinite(value):
+            # 'qualkit code add' rejects such values, so they come from a
+            # damaged file or another tool. They would make every value
+            # alpha of the code undefined without saying why.
+            non_finite.append(coding_id)
+            value = None
+        spans.setdefault((source, code, coder_index[coder]), []).append(
+            (start, end, value)
+        )
+    if non_finite:
+        log.warning(
+            "Codings %s carry a value that is not a finite number. Each is treated as "
+            "missing. Set a number with 'qualkit code remove' and 'qualkit code add "
+            "--value N'.",
+            ", ".join(f"#{coding_id}" for coding_id in non_finite),
+        )
+    return spans
+
+
 def _fill_judgements(
     db: sqlite_utils.Database, selection: Selection, data: ReliabilityData
 ) -> None:
@@ -421,19 +474,7 @@ def _fill_judgements(
     for code in data.codes:
         data.presence[code] = np.zeros((n_coders, n_units), dtype=np.float64)
         data.values[code] = np.full((n_coders, n_units), np.nan)
-    spans: dict[tuple[str, str, int], list[tuple[int, int, Any]]] = {}
-    spellings = list(coder_index)
-    rows = db.execute(
-        "SELECT source_id, code_id, coder, start_offset, end_offset, value FROM codings "
-        f"WHERE coder IN ({_marks(spellings)}) AND status IN ({_marks(selection.statuses)}) "
-        f"AND source_id IN ({_marks(data.sources)}) AND code_id IN ({_marks(data.codes)}) "
-        "ORDER BY id",
-        [*spellings, *selection.statuses, *data.sources, *data.codes],
-    )
-    for source, code, coder, start, end, value in rows:
-        spans.setdefault((source, code, coder_index[coder]), []).append(
-            (start, end, value)
-        )
+    spans = _coding_spans(db, selection, data, coder_index)
     for j, source in enumerate(data.sources):
         columns = np.flatnonzero(data.unit_source == j)
         starts, ends = data.unit_start[columns], data.unit_end[columns]
@@ -558,13 +599,20 @@ def sample_fleiss(sample: UnitSample, weights: np.ndarray) -> float:
 
 def sample_alpha(sample: UnitSample, weights: np.ndarray, level: str) -> float:
     """Return Krippendorff's alpha (the krippendorff package); NaN when it is undefined."""
+    domain = sample.domain
+    largest = float(np.abs(domain).max()) if len(domain) else 0.0
+    if level in ("interval", "ratio") and largest > 0:
+        # Interval and ratio alpha do not change when every value is divided
+        # by one positive number. Dividing by the largest magnitude keeps the
+        # squared differences of values such as 1e200 from overflowing.
+        domain = domain / largest
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return float(
                 krippendorff.alpha(
                     value_counts=sample.expanded_value_counts(weights),
-                    value_domain=sample.domain,
+                    value_domain=domain,
                     level_of_measurement=level,
                 )
             )
@@ -655,22 +703,52 @@ class BootstrapOptions:
     seed: int = DEFAULT_SEED
     confidence: float = DEFAULT_CONFIDENCE
 
+    def check(self) -> None:
+        """Raise QualkitError for settings that give no usable interval."""
+        if self.seed < 0:
+            raise QualkitError(
+                f"--seed {self.seed} is negative. Give a seed of 0 or more."
+            )
+        if not 0 < self.confidence < 1:
+            raise QualkitError(
+                f"--confidence {self.confidence} is outside 0 to 1. Give a level such as 0.95."
+            )
+        if self.replicates < 0 or self.replicates > MAX_REPLICATES:
+            raise QualkitError(
+                f"--bootstrap {self.replicates} is outside 0 to {MAX_REPLICATES:,}. "
+                "Give a number of replicates such as 1000, or 0 for no intervals."
+            )
+        fewest = minimum_replicates(self.confidence)
+        if 0 < self.replicates < fewest:
+            raise QualkitError(
+                f"--bootstrap {self.replicates} is too few replicates for a "
+                f"{self.confidence:g} interval: each tail needs at least one, so "
+                f"give {fewest} or more (1000 is usual), or 0 for no intervals."
+            )
+
+
+def minimum_replicates(confidence: float) -> int:
+    """Return the fewest replicates whose percentile interval has a replicate in each tail."""
+    # The offset absorbs rounding: 2 / (1 - 0.95) is 40.000000000000036 in floating point.
+    return math.ceil(2 / (1 - confidence) - 1e-9)
+
 
 def _interval(
     coefficient: Coefficient,
     sample: UnitSample,
     options: BootstrapOptions,
     key: str,
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     """Return the percentile interval of a coefficient over units resampled with replacement.
 
     Pooled samples resample whole units with every code's judgement. The
     generator is seeded from the seed and ``key``, so an interval does not
-    depend on which other codes ran.
+    depend on which other codes ran. The third item counts the replicates
+    whose figure was undefined and so left out of the percentiles.
     """
     n_units = sample.n_units
     if options.replicates <= 0 or n_units == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     rng = np.random.default_rng([options.seed, zlib.crc32(key.encode("utf-8"))])
     shares = sample.counts / n_units
     estimates = np.empty(options.replicates)
@@ -678,11 +756,12 @@ def _interval(
         weights = rng.multinomial(n_units, shares)
         estimates[replicate] = coefficient.compute(sample, weights)
     finite = estimates[np.isfinite(estimates)]
+    left_out = options.replicates - len(finite)
     if len(finite) == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, left_out
     tail = (1 - options.confidence) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
-    return float(low), float(high)
+    return float(low), float(high), left_out
 
 
 def _undefined_note(sample: UnitSample) -> str:
@@ -702,10 +781,16 @@ def _row(
 ) -> dict[str, Any]:
     sample = UnitSample.from_blocks(blocks)
     value = coefficient.compute(sample, sample.counts)
-    low, high = (math.nan, math.nan)
+    low, high, left_out = (math.nan, math.nan, 0)
     if math.isfinite(value):
-        low, high = _interval(
+        low, high, left_out = _interval(
             coefficient, sample, bootstrap, f"{code}|{coefficient.name}"
+        )
+    note = "" if math.isfinite(value) else _undefined_note(sample)
+    if left_out:
+        note = (
+            f"{left_out} of {bootstrap.replicates} bootstrap replicates undefined, "
+            "left out of the interval"
         )
     return {
         "code": code,
@@ -715,7 +800,7 @@ def _row(
         "ci_high": high,
         "units": sample.n_units,
         "coders": n_coders,
-        "note": "" if math.isfinite(value) else _undefined_note(sample),
+        "note": note,
     }
 
 
@@ -768,6 +853,7 @@ def compute_agreement(
     caller named the codes, so a value level for a code without values raises.
     """
     bootstrap = bootstrap or BootstrapOptions()
+    bootstrap.check()
     chosen_levels = levels or LEVELS
     if explicit or levels:
         _check_requests(

@@ -18,6 +18,10 @@ from qualkit.cli.common import (
 
 log = logging.getLogger("qualkit")
 
+# The same limit as qualkit.agreement.MAX_REPLICATES, kept here so that
+# building the CLI does not import numpy and statsmodels.
+MAX_REPLICATES = 100_000
+
 
 def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options that choose units, coders, codes, sources and counted codings."""
@@ -33,7 +37,7 @@ def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--coder",
             "coders",
             multiple=True,
-            help="Coder to compare, matched without regard to case. Repeatable. Default: every coder except autocode and consensus coders.",
+            help="Coder to compare, matched without regard to case or Unicode normalization form. Repeatable. Default: every coder except autocode and consensus coders.",
         ),
         click.option(
             "--code",
@@ -113,15 +117,15 @@ def build_selection(
 @click.option(
     "--bootstrap",
     "replicates",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_REPLICATES),
     default=0,
     show_default=True,
-    help="Bootstrap replicates for percentile confidence intervals (units resampled), e.g. 1000; 0 for no intervals.",
+    help="Bootstrap replicates for percentile confidence intervals (units resampled), e.g. 1000; 0 for no intervals. A 95% interval needs at least 40.",
 )
 @click.option(
     "--seed",
-    type=int,
-    help="Seed of the bootstrap, so intervals are reproducible. Default: a fixed seed.",
+    type=click.IntRange(min=0),
+    help="Seed of the bootstrap (0 or more), so intervals are reproducible. Default: a fixed seed.",
 )
 @click.option(
     "--confidence",
