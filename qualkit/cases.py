@@ -36,6 +36,10 @@ FILE_COLUMN = "file"
 # Ids become command-line arguments and file names in exports, so they are
 # limited to letters, digits, '.', '_' and '-' (any script's letters).
 _VALID_ID = re.compile(r"^[\w.\-]+$")
+# Ids taken from file names are not held to _VALID_ID, so "Interview 1.md"
+# keeps working, but no id may contain a control character (a line break
+# or a terminal escape) or a path separator, or be "." or "..".
+_UNSAFE_IN_ID = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
 
 
 def _check_id(name: str, value: Any, text: str, path: str | Path | None, line: int | None) -> None:
@@ -53,6 +57,17 @@ def _check_id(name: str, value: Any, text: str, path: str | Path | None, line: i
             path=path,
             line=line,
             fix="Use an id such as G16S011.",
+        )
+
+
+def check_safe_id(case_id: str) -> None:
+    """Raise TranscriptError for an id that is unsafe in file names and terminals."""
+    if _UNSAFE_IN_ID.search(case_id) or case_id.strip() in ("", ".", ".."):
+        raise TranscriptError(
+            f"interview id {case_id!r} contains a control character or a path separator, "
+            "or is empty, '.' or '..'.",
+            fix="Rename the file, or give the id in its front matter or the manifest "
+            "(letters, digits, '.', '_' and '-').",
         )
 
 
@@ -130,6 +145,7 @@ def store_case(
     conflict, and a conflict that ``origin`` no longer has is removed.
     Returns the conflicts found, as rows of ``metadata_conflicts``.
     """
+    check_safe_id(case_id)
     existing = db.execute(
         "SELECT province, level, date, language, appendix_group, origin "
         "FROM cases WHERE id = ?",
@@ -210,6 +226,19 @@ def read_manifest(
     path = Path(path)
     text, _ = decode_bytes(read_bytes(path), path=path, encoding=encoding)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _manifest_rows(reader, path, levels)
+    except csv.Error as error:
+        # A cell over the csv module's field size limit (128 KiB), for example.
+        raise TranscriptError(
+            f"invalid CSV: {error}.", path=path, line=reader.line_num or None,
+            fix="Check for an unclosed double quote or a very long cell.",
+        ) from None
+
+
+def _manifest_rows(
+    reader: csv.DictReader, path: Path, levels: tuple[str, ...]
+) -> list[dict[str, Any]]:
     columns = [str(name).strip().lower() for name in reader.fieldnames or []]
     if "id" not in columns:
         raise TranscriptError(

@@ -118,6 +118,16 @@ def load_codebook(path: str | Path) -> Codebook:
             path=path,
             fix="Check the path, or name a bundled codebook such as target_bargaining.",
         ) from None
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise CodebookError(
+            f"not valid UTF-8 (byte {error.start}).",
+            path=path,
+            line=line,
+            fix="Save the codebook as UTF-8.",
+        ) from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise CodebookError(f"cannot read the file ({error.strerror}).", path=path) from None
     try:
         data = parse_yaml(text, path=path)
     except InputError as error:
@@ -205,8 +215,16 @@ def _build_code(entry: Any, line: int, path: Path, known: dict[str, Code]) -> Co
             f"unknown field {unknown_fields[0]!r} in code {code_id!r}.",
             f"Use only: {', '.join(sorted(CODE_FIELDS | {'exclude'}))}.",
         )
+    for name in ("label", "definition", *LEAF_FIELDS):
+        if isinstance(entry.get(name), (dict, list)):
+            raise _fail(
+                path,
+                entry.line_of(name),
+                f"'{name}' of {code_id!r} must be text, not a list or mapping.",
+                "Write the text on one line, or as a YAML block after '|'.",
+            )
     parent = entry.get("parent")
-    if parent is not None and parent not in known:
+    if parent is not None and (not isinstance(parent, str) or parent not in known):
         raise _fail(
             path,
             entry.line_of("parent"),
@@ -377,7 +395,74 @@ def _check_regexes(items: list[Any], code_id: str, path: Path) -> tuple[str, ...
                 f"regular expression {item!r} of {code_id!r} matches the empty string.",
                 "Make it require at least one character.",
             )
+        if _has_nested_repeat(str(item)):
+            raise _fail(
+                path,
+                _item_line(items, index),
+                f"regular expression {item!r} of {code_id!r} repeats a group that "
+                "itself contains an unbounded repeat, such as (a+)+; on some text "
+                "Python's regex engine then takes exponential time.",
+                "Remove the inner or the outer repeat, or use a keyword or token pattern.",
+            )
     return tuple(str(item) for item in items)
+
+
+def _has_nested_repeat(expression: str) -> bool:
+    """Return True if ``expression`` repeats a group that is only an unbounded repeat.
+
+    A group such as ``(a+)+`` or ``(\\w+\\s?)*`` can split a run of text
+    between its iterations in exponentially many ways, which is the common
+    cause of catastrophic backtracking. A group with a required separator,
+    such as ``(?:\\d+,)+``, is fine and passes.
+    """
+    try:
+        from re import _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse  # type: ignore[no-redef]
+    # NOTE: overlapping alternatives such as (a|ab)+ also backtrack badly and pass this check.
+    return _repeats_repeat_only(sre_parse.parse(expression), sre_parse)
+
+
+def _repeats_repeat_only(items: Any, sre_parse: Any) -> bool:
+    for op, argument in items:
+        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+            _low, high, body = argument
+            if high > 1 and _only_unbounded_repeat(body, sre_parse):
+                return True
+            children = [body]
+        elif op == sre_parse.SUBPATTERN:
+            children = [argument[-1]]
+        elif op == sre_parse.BRANCH:
+            children = argument[1]
+        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            children = [argument[1]]
+        else:
+            continue
+        if any(_repeats_repeat_only(child, sre_parse) for child in children):
+            return True
+    return False
+
+
+def _only_unbounded_repeat(body: Any, sre_parse: Any) -> bool:
+    """Return True if ``body`` has an unbounded repeat and nothing else it must match."""
+    found = False
+    for item in body:
+        if _is_unbounded_part(item, sre_parse):
+            found = True
+        elif sre_parse.SubPattern(body.state, [item]).getwidth()[0] > 0:
+            return False
+    return found
+
+
+def _is_unbounded_part(item: Any, sre_parse: Any) -> bool:
+    op, argument = item
+    if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+        return argument[1] == sre_parse.MAXREPEAT
+    if op == sre_parse.SUBPATTERN:
+        return _only_unbounded_repeat(argument[-1], sre_parse)
+    if op == sre_parse.BRANCH:
+        return any(_only_unbounded_repeat(branch, sre_parse) for branch in argument[1])
+    return False
 
 
 def _check_patterns(

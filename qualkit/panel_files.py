@@ -20,10 +20,13 @@ import csv
 import math
 import re
 import unicodedata
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pandas as pd
 
@@ -52,6 +55,7 @@ HEADER_ALIASES = {
 }
 MAX_LISTED_ERRORS = 20
 _YEAR_HEADER = re.compile(r"^(\d{4})\s*年?$")
+_YEAR = re.compile(r"[0-9]{4}")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _POINTS_SUFFIX = re.compile(r"\s*(分|points?)$", re.IGNORECASE)
 _HEADER_SEARCH_ROWS = 10
@@ -287,6 +291,27 @@ def _excel_rows(path: Path, sheet: str | int | None) -> list[tuple[int, list[str
         )
     except ValueError as error:  # an unknown sheet name or a file that is not Excel
         raise PanelError(f"cannot read the sheet: {error}.", path=path) from None
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+        ElementTree.ParseError,
+    ) as error:
+        # An .xlsx file is a zip archive of XML parts, and zipfile and openpyxl
+        # raise these for a damaged or truncated one (OSError for a seek to a
+        # negative member offset).
+        raise PanelError(
+            f"not a readable Excel file ({type(error).__name__}: {error}).",
+            path=path,
+            fix="Open it in Excel and save it again as .xlsx, or save the sheet as UTF-8 CSV.",
+        ) from None
     except ImportError:
         raise PanelError(
             "reading Excel files needs the openpyxl package.",
@@ -367,7 +392,9 @@ def parse_number(text: str) -> float | None:
 def parse_year(text: str) -> int | None:
     """Parse a year such as 2011 or 2011年; None when it is not one."""
     cleaned = unicodedata.normalize("NFKC", text).strip().removesuffix("年")
-    return int(cleaned) if cleaned.isdigit() else None
+    # Four ASCII digits: str.isdigit() also accepts digits that int() rejects
+    # (such as Ethiopic ፩), and a longer number overflows SQLite's INTEGER.
+    return int(cleaned) if _YEAR.fullmatch(cleaned) else None
 
 
 def _target_problem(text: str, known: dict[str, str]) -> tuple[str | None, str | None]:
@@ -417,7 +444,7 @@ def _parse_long(
         year = parse_year(row.get("year", ""))
         value = parse_number(row.get("value", ""))
         if problem is None and year is None:
-            problem = f"year {row.get('year', '')!r} is not a whole number"
+            problem = f"year {row.get('year', '')!r} is not a four-digit year"
         if problem is None and value is None:
             problem = f"value {row.get('value', '')!r} is not a number"
         if problem is None:
@@ -508,7 +535,7 @@ def _parse_points(table: PanelTable, known: dict[str, str]) -> _Parsed:
         year = parse_year(row.get("year", ""))
         points = parse_number(row.get("points", ""))
         if problem is None and year is None:
-            problem = f"year {row.get('year', '')!r} is not a whole number"
+            problem = f"year {row.get('year', '')!r} is not a four-digit year"
         if problem is None and points is None:
             problem = f"points {row.get('points', '')!r} is not a number"
         if problem is None and (target_id, year) in seen:

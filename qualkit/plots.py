@@ -9,6 +9,8 @@ the same input gives the same file.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -21,11 +23,34 @@ from qualkit.errors import PanelError
 FORMATS = ("svg", "png")
 PNG_DPI = 150
 
+# File names keep ASCII letters, digits, "_", "-" and "." and replace any
+# other character, so an id such as "../x" or one with "/", "\\" or NUL
+# cannot name a file outside the output folder. 100 characters stay under
+# the 255-byte name limit of common file systems with room for a suffix.
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+MAX_STEM_LENGTH = 100
+
+
+def safe_file_stem(name: str) -> str:
+    """Return ``name`` as a file name stem that stays inside its folder.
+
+    A name that needs changing gets the first 8 hex digits of its SHA-256,
+    so two ids that differ only in replaced characters get different files.
+    """
+    stem = _UNSAFE_IN_FILE_NAME.sub("_", name).lstrip(".")
+    if stem == name and 0 < len(stem) <= MAX_STEM_LENGTH:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[: MAX_STEM_LENGTH - 9]}-{digest}".lstrip("-")
+
 
 def save_figure(
     figure: Figure, folder: str | Path, stem: str, formats: Iterable[str] = FORMATS
 ) -> list[Path]:
-    """Write ``figure`` as ``folder/stem.<format>`` for each format."""
+    """Write ``figure`` as ``folder/stem.<format>`` for each format.
+
+    ``stem`` passes through ``safe_file_stem``, so the files stay in ``folder``.
+    """
     chosen = list(formats)
     unknown = [name for name in chosen if name not in FORMATS]
     if unknown:
@@ -35,6 +60,7 @@ def save_figure(
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_file_stem(stem)
     paths = []
     with matplotlib.rc_context({"svg.hashsalt": "qualkit"}):
         for name in chosen:

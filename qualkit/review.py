@@ -175,13 +175,20 @@ def bulk_decide(
     """Accept or reject every suggestion that ``selection`` takes, as one batch.
 
     Returns the batch id and the changes. The caller opens the transaction.
+    Raises NotFoundError, and writes nothing, when no suggestion matches.
     """
     if decision not in ("accept", "reject"):
         raise ValueError(f"decision must be accept or reject, not {decision!r}")
+    matched = suggestion_ids(db, selection)
+    if not matched:
+        raise NotFoundError(
+            f"No suggestions match these filters, so nothing was {decision}ed. "
+            "Check the filter values against 'qualkit codings --status suggested'."
+        )
     recorder = ChangeRecorder(db, coder, command)
     decide = accept_suggestion if decision == "accept" else reject_suggestion
     changes = []
-    for coding_id in suggestion_ids(db, selection):
+    for coding_id in matched:
         # Accepting one suggestion can merge a later one of the same code away.
         if snapshot(db, "codings", coding_id) is None:
             continue

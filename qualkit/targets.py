@@ -75,6 +75,7 @@ def _build_target(entry: Any, line: int, path: Path) -> Target:
             path=path, line=entry.line_of("category"),
             fix=f"Use one of: {', '.join(CATEGORIES)}.",
         )
+    _check_field_types(entry, target_id, path)
     options = dict(entry.get("options") or {})
     unknown = sorted(set(options) - set(_OPTION_FIELDS))
     if unknown:
@@ -85,7 +86,7 @@ def _build_target(entry: Any, line: int, path: Path) -> Target:
         )
     raw_aliases = entry.get("aliases") or {}
     aliases = {
-        language: tuple(str(alias).strip() for alias in values or () if str(alias).strip())
+        str(language): tuple(str(alias).strip() for alias in values or () if str(alias).strip())
         for language, values in raw_aliases.items()
     }
     aliases.setdefault("en", ())
@@ -102,6 +103,43 @@ def _build_target(entry: Any, line: int, path: Path) -> Target:
         note=" ".join(str(entry.get("note") or "").split()) or None,
         aliases=aliases,
     )
+
+
+def _check_field_types(entry: LineDict, target_id: str, path: Path) -> None:
+    """Raise InputError for a field whose YAML type the target cannot use."""
+
+    def fail(key: str, expected: str, example: str) -> InputError:
+        value_text = repr(entry[key])
+        if len(value_text) > 60:
+            value_text = value_text[:60] + "..."
+        return InputError(
+            f"{key!r} of target {target_id!r} must be {expected}, not {value_text}.",
+            path=path,
+            line=entry.line_of(key),
+            fix=f"Write it like this: {example}",
+        )
+
+    for key in ("name", "note"):
+        if isinstance(entry.get(key), (dict, list)):
+            raise fail(key, "text", f'{key}: "Foreign direct investment"')
+    if "higher_is_harder" in entry and not isinstance(entry["higher_is_harder"], bool):
+        raise fail("higher_is_harder", "true or false without quotes", "higher_is_harder: false")
+    order = entry.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        raise fail("order", "a whole number", "order: 3")
+    if entry.get("options") is not None and not isinstance(entry["options"], dict):
+        raise fail("options", "a mapping", "options: {ties: min}")
+    aliases = entry.get("aliases")
+    if aliases is None:
+        return
+    aliases_example = "aliases: {en: [foreign investment, fdi], zh: [外资]}"
+    if not isinstance(aliases, dict):
+        raise fail("aliases", "a mapping of languages to lists of names", aliases_example)
+    for values in aliases.values():
+        if values is not None and (
+            not isinstance(values, list) or any(isinstance(alias, (dict, list)) for alias in values)
+        ):
+            raise fail("aliases", "a mapping of languages to lists of names", aliases_example)
 
 
 def store_targets(db: sqlite_utils.Database, targets: list[Target]) -> None:

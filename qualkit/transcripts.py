@@ -9,6 +9,7 @@ matter and finds the turns.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,13 @@ from typing import Any
 from qualkit.errors import InputError, TranscriptError
 from qualkit.readers import READERS, read_document
 from qualkit.yamlfile import parse_yaml
+
+log = logging.getLogger(__name__)
+
+# Front matter is parsed by PyYAML's pure-Python scanner, which needs
+# seconds per megabyte, so a block that no metadata needs is rejected
+# before parsing.
+MAX_FRONT_MATTER_CHARACTERS = 100_000
 
 # Suffix -> format name stored in sources.format.
 FORMATS = {suffix: format_name for suffix, (format_name, _) in READERS.items()}
@@ -135,7 +143,16 @@ def read_transcript(path: str | Path, *, encoding: str | None = None) -> Transcr
     """
     path = Path(path)
     document = read_document(path, encoding=encoding)
-    transcript = _split_front_matter(normalize_text(document.text), path, document.format)
+    text = normalize_text(document.text)
+    # Plain-text files with NUL bytes are rejected when decoded, but RTF and
+    # PDF text can still carry NUL characters, which many tools and C
+    # libraries read as the end of a string.
+    nul_count = text.count("\0")
+    if nul_count:
+        text = text.replace("\0", "")
+        document.warnings.append(f"{nul_count} NUL character(s) removed from the text.")
+        log.warning("%s: %s", path, document.warnings[-1])
+    transcript = _split_front_matter(text, path, document.format)
     transcript.encoding = document.encoding
     transcript.warnings = document.warnings
     return transcript
@@ -154,6 +171,14 @@ def _split_front_matter(text: str, path: Path, transcript_format: str) -> Transc
             fix="Add a line with '---' after the metadata.",
         )
     block = text[4 : 4 + closing.start()]
+    if len(block) > MAX_FRONT_MATTER_CHARACTERS:
+        raise TranscriptError(
+            f"the front matter is {len(block):,} characters long, over the limit of "
+            f"{MAX_FRONT_MATTER_CHARACTERS:,}.",
+            path=path,
+            line=1 if with_lines else None,
+            fix="Keep metadata to short 'key: value' lines, and put long notes in a memo.",
+        )
     try:
         metadata = parse_yaml(block, path=path, first_line=2)
     except InputError as error:

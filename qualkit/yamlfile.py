@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,96 @@ class LineList(list):
     item_lines: list[int]
 
 
+# Limits that keep a small hostile file from exhausting the stack or memory.
+# PyYAML composes and constructs nested collections recursively, so nesting
+# (counting every value, the innermost scalar included) is capped well below
+# Python's default recursion limit of 1000. Aliases let
+# a file of a few hundred bytes expand to millions of values (the "billion
+# laughs" pattern), so the expanded size is capped too. The bundled codebook
+# has about 2,300 values (keys, scalars and collections), about 60 per code,
+# so the cap leaves room for codebooks of over 3,000 codes.
+MAX_NESTING = 100
+MAX_EXPANDED_VALUES = 200_000
+_SIMPLIFY = "Write the values out without deep nesting or repeated aliases."
+
+
 class _LineLoader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_NESTING:
+                raise _Rejected(
+                    f"values nested deeper than {MAX_NESTING} levels",
+                    self.peek_event().start_mark.line + 1,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return self.construct_document(node)
+
+
+class _Rejected(Exception):
+    def __init__(self, problem: str, line: int, fix: str = _SIMPLIFY) -> None:
+        self.problem = problem
+        self.line = line
+        self.fix = fix
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Raise _Rejected if ``root`` with its aliases expanded is too deep or too big.
+
+    The walk is iterative and counts each shared node once per use, as the
+    constructed data repeats it. A node that contains itself through an
+    alias is counted once, and the constructor rejects it later.
+    """
+    sizes: dict[int, tuple[int, int]] = {}
+    in_progress: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            in_progress.discard(key)
+            children = _children(node)
+            size = 1 + sum(sizes.get(id(child), (1, 1))[0] for child in children)
+            depth = 1 + max((sizes.get(id(child), (1, 1))[1] for child in children), default=0)
+            if depth > MAX_NESTING:
+                raise _Rejected(
+                    f"values nested deeper than {MAX_NESTING} levels once aliases "
+                    "are expanded",
+                    node.start_mark.line + 1,
+                )
+            if size > MAX_EXPANDED_VALUES:
+                raise _Rejected(
+                    f"more than {MAX_EXPANDED_VALUES:,} values, counting the values of "
+                    "an alias again at each use",
+                    node.start_mark.line + 1,
+                )
+            sizes[key] = (size, depth)
+            continue
+        if key in sizes or key in in_progress:
+            continue
+        in_progress.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
 
 
 class _BadValue(Exception):
@@ -54,6 +143,12 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            raise _Rejected(
+                "a key must be a single value, not a list or mapping",
+                key_node.start_mark.line + 1,
+                "Write the key as plain text.",
+            )
         if key in mapping:
             raise _DuplicateKey(
                 key, mapping.key_lines[key], key_node.start_mark.line + 1
@@ -99,12 +194,30 @@ def parse_yaml(text: str, *, path: str | Path, first_line: int = 1) -> Any:
             line=error.line + shift,
             fix="Remove or rename one of them.",
         ) from None
+    except _Rejected as error:
+        raise InputError(
+            f"invalid YAML: {error.problem}.",
+            path=path,
+            line=error.line + first_line - 1,
+            fix=error.fix,
+        ) from None
     except _BadValue as error:
         raise InputError(
-            f"invalid value {error.value!r} for {error.key!r} ({error.error}).",
+            f"invalid value {_shorten(error.value)} for {_shorten(error.key)} "
+            f"({_shorten(error.error)}).",
             path=path,
             line=error.line + first_line - 1,
             fix="Correct the value; write dates as YYYY-MM-DD.",
+        ) from None
+    except yaml.reader.ReaderError as error:
+        # A control character such as NUL. The reader reports only its position.
+        character = error.character
+        code = character if isinstance(character, int) else ord(character)
+        raise InputError(
+            f"invalid YAML: the control character U+{code:04X} is not allowed.",
+            path=path,
+            line=text[: error.position].count("\n") + first_line,
+            fix="Remove it; the file may be binary or saved in another encoding.",
         ) from None
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error)
@@ -125,6 +238,12 @@ def parse_yaml(text: str, *, path: str | Path, first_line: int = 1) -> Any:
         _shift_lines(data, first_line - 1)
 
     return data
+
+
+def _shorten(value: Any, limit: int = 60) -> str:
+    """Return ``repr(value)`` cut to about ``limit`` characters for a message."""
+    text = repr(value) if not isinstance(value, Exception) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _shift_lines(data: Any, by: int) -> None:
@@ -151,7 +270,10 @@ def load_yaml(path: str | Path) -> Any:
         raise InputError(
             f"not valid UTF-8 (byte {error.start}).",
             path=path,
+            line=error.object[: error.start].count(b"\n") + 1,
             fix="Save the file as UTF-8.",
         ) from error
+    except (IsADirectoryError, PermissionError) as error:
+        raise InputError(f"cannot read the file ({error.strerror}).", path=path) from None
 
     return parse_yaml(text, path=path)

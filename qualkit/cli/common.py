@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import logging
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +24,11 @@ log = logging.getLogger("qualkit")
 
 # Quotes are cut to this many characters in table listings; csv and json keep them whole.
 TABLE_COLUMN_WIDTH = 80
+
+# C0 and C1 control characters other than tab and line feed. Terminals act
+# on some of them (ESC starts sequences that move the cursor, recolor or
+# retitle the window), so table output shows them as \xNN escapes.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class State:
@@ -65,7 +72,8 @@ def handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return function(*args, **kwargs)
         except QualkitError as error:
-            raise click.ClickException(str(error)) from error
+            # Messages quote values from input files, which may contain control characters.
+            raise click.ClickException(escape_controls(str(error))) from error
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) and "busy" not in str(error):
                 raise
@@ -90,16 +98,40 @@ def output_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def echo_frame(frame: pd.DataFrame, output_format: str) -> None:
-    """Write a DataFrame to stdout in the chosen format."""
+    """Write a DataFrame to stdout in the chosen format.
+
+    CSV output is opened in spreadsheets, so text cells that a spreadsheet
+    would run as a formula get a leading apostrophe, as in exported files.
+    Table output writes control characters as ``\\xNN``. JSON keeps the
+    text, and JSON's own escapes cover control characters.
+    """
     if output_format == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
+        from qualkit.quantitize import neutralize_formulas
+
+        safe = neutralize_formulas(frame)
+        # Python's csv writer quotes a field with "\n" but not one with a
+        # bare "\r", which readers take as a line break. Output with a "\r"
+        # therefore quotes every field.
+        has_carriage_return = any(
+            safe[column].map(lambda value: isinstance(value, str) and "\r" in value).any()
+            for column in safe.columns
+        )
+        quoting = csv.QUOTE_ALL if has_carriage_return else csv.QUOTE_MINIMAL
+        click.echo(safe.to_csv(index=False, quoting=quoting), nl=False)
     elif output_format == "json":
         click.echo(frame.to_json(orient="records", force_ascii=False, indent=2))
     elif frame.empty:
         click.echo("(no rows)")
     else:
-        shown = frame.astype(object).where(frame.notna(), "")
+        shown = frame.astype(object).where(frame.notna(), "").map(escape_controls)
         click.echo(shown.to_string(index=False, max_colwidth=TABLE_COLUMN_WIDTH))
+
+
+def escape_controls(value: Any) -> Any:
+    """Return text with its control characters written as ``\\xNN``, and other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
 
 
 @contextmanager

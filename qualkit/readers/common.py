@@ -10,6 +10,9 @@ from qualkit.errors import TranscriptError
 # The first bytes of an OLE2 compound file: Word 97-2003 documents, and
 # Office 2007+ documents encrypted with a password.
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The first bytes of a zip archive's first member (local file header), and
+# of an empty archive. .docx and .odt files are zip archives.
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 @dataclass
@@ -53,3 +56,18 @@ def reject_ole2(path: Path, data: bytes, kind: str) -> None:
             path=path,
             fix=f"Open it in the word processor, remove the password, and save it as {kind}.",
         )
+
+
+def damaged_zip(path: Path, kind: str, fix: str) -> TranscriptError:
+    """Return the error for a file that starts like a zip archive but cannot be opened.
+
+    A zip archive keeps its table of contents at the end, so a file that
+    was cut off while copying or downloading starts right and fails here.
+    """
+    return TranscriptError(
+        f"not a readable {kind} file: it is damaged or truncated. It starts as a "
+        "zip archive, but the end of the archive is missing or corrupt, as in a "
+        "cut-off copy or download.",
+        path=path,
+        fix="Copy the file again from where it came from. " + fix,
+    )

@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qualkit.readers.common import Document, reject_ole2, unreadable
+from qualkit.readers.common import (
+    ZIP_SIGNATURES,
+    Document,
+    damaged_zip,
+    reject_ole2,
+    unreadable,
+)
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -62,6 +68,8 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
     fix = "Open it in Word and save it again as a .docx file."
     reject_ole2(path, data, ".docx")
     if not zipfile.is_zipfile(io.BytesIO(data)):
+        if data.startswith(ZIP_SIGNATURES):
+            raise damaged_zip(path, "Word", fix)
         raise unreadable(path, "Word", "it is not a zip archive, as .docx files are", fix)
     try:
         document = docx.Document(io.BytesIO(data))
@@ -74,8 +82,16 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
         EOFError,
         zlib.error,
         etree.XMLSyntaxError,
+        NotImplementedError,  # a zip compression method Python cannot read
+        RuntimeError,  # a member encrypted with a zip password
     ) as error:
         raise unreadable(path, "Word", error, fix) from None
+    except AttributeError:
+        # python-docx returns a plain element when the root is not w:document.
+        reason = "its main part does not contain a Word document"
+        raise unreadable(path, "Word", reason, fix) from None
+    if body is None:
+        raise unreadable(path, "Word", "the document has no body", fix)
     skipped = _Skipped()
     blocks = [block for block in _blocks(body, skipped) if block.strip()]
     return Document(text="\n\n".join(blocks), format="docx", warnings=skipped.warnings())

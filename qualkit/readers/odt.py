@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qualkit.errors import TranscriptError
-from qualkit.readers.common import Document, reject_ole2, unreadable
+from qualkit.readers.common import (
+    ZIP_SIGNATURES,
+    Document,
+    damaged_zip,
+    reject_ole2,
+    unreadable,
+)
 
 _TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 _TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
@@ -31,6 +37,14 @@ _BLOCK_CONTAINERS = {(_TEXT, name) for name in ("list", "list-item", "list-heade
 _ROW_CONTAINERS = {
     (_TABLE, name) for name in ("table-header-rows", "table-rows", "table-row-group")
 }
+
+# The text is walked recursively, so deeper nesting is rejected before the
+# walk reaches Python's recursion limit. libxml2, which reads .docx files,
+# stops at the same depth by default.
+MAX_ELEMENT_DEPTH = 256
+# A <text:s text:c="N"/> element represents N spaces. Real documents use a
+# few, but a hostile count would build a string of gigabytes.
+MAX_SPACE_RUN = 10_000
 
 
 @dataclass
@@ -63,10 +77,18 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
     reject_ole2(path, data, ".odt")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
+    except NotImplementedError as error:  # a zip version or method Python cannot read
+        raise unreadable(path, "OpenDocument", error, fix) from None
     except zipfile.BadZipFile as error:
+        if data.startswith(ZIP_SIGNATURES):
+            raise damaged_zip(path, "OpenDocument", fix) from None
         raise unreadable(path, "OpenDocument", error, fix) from None
     with archive:
-        _reject_encrypted(path, archive)
+        try:
+            _reject_encrypted(path, archive)
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as error:
+            # zipfile raises RuntimeError for a member encrypted with a zip password.
+            raise unreadable(path, "OpenDocument", error, fix) from None
     try:
         document = load(io.BytesIO(data))
     except (
@@ -77,12 +99,24 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
         EOFError,
         zlib.error,
         xml.sax.SAXException,
+        LookupError,  # an XML declaration naming an unknown encoding
+        NotImplementedError,  # a zip compression method Python cannot read
+        RuntimeError,  # a member encrypted with a zip password
     ) as error:
         raise unreadable(path, "OpenDocument", error, fix) from None
     if not str(document.mimetype).startswith(_TEXT_MIMETYPE):
         raise unreadable(path, "OpenDocument text", f"its type is {document.mimetype}", fix)
+    if document.text is None:
+        raise unreadable(path, "OpenDocument", "it has no text body", fix)
+    if _depth_exceeds(document.text, MAX_ELEMENT_DEPTH):
+        raise unreadable(
+            path, "OpenDocument", f"elements are nested deeper than {MAX_ELEMENT_DEPTH} levels", fix
+        )
     skipped = _Skipped()
-    blocks = [block for block in _blocks(document.text, skipped) if block.strip()]
+    try:
+        blocks = [block for block in _blocks(document.text, skipped) if block.strip()]
+    except _InvalidContent as error:
+        raise unreadable(path, "OpenDocument", error, fix) from None
     return Document(text="\n\n".join(blocks), format="odt", warnings=skipped.warnings())
 
 
@@ -143,7 +177,7 @@ def _inline_text(element: object, skipped: _Skipped) -> str:
             continue
         namespace, name = child.qname
         if namespace == _TEXT and name == "s":
-            parts.append(" " * int(child.getAttrNS(_TEXT, "c") or 1))
+            parts.append(" " * _space_count(child.getAttrNS(_TEXT, "c")))
         elif namespace == _TEXT and name == "tab":
             parts.append("\t")
         elif namespace == _TEXT and name == "line-break":
@@ -157,6 +191,34 @@ def _inline_text(element: object, skipped: _Skipped) -> str:
         else:
             parts.append(_inline_text(child, skipped))
     return "".join(parts)
+
+
+def _space_count(value: str | None) -> int:
+    """Return the number of spaces that a <text:s> element represents."""
+    if not value:
+        return 1
+    try:
+        count = int(value)
+    except ValueError:
+        raise _InvalidContent(f"a space count of {value[:20]!r} is not a number") from None
+    if not 1 <= count <= MAX_SPACE_RUN:
+        raise _InvalidContent(f"a space count of {count} is outside 1 to {MAX_SPACE_RUN:,}")
+    return count
+
+
+class _InvalidContent(ValueError):
+    """The document body breaks a rule of the format."""
+
+
+def _depth_exceeds(root: object, limit: int) -> bool:
+    """Return True when elements under ``root`` nest more than ``limit`` levels deep."""
+    stack = [(root, 0)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in _elements(element))
+    return False
 
 
 def _elements(element: object) -> Iterator[object]:

@@ -39,8 +39,20 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
             path=path,
             fix="Install the cryptography package (pip install 'pypdf[crypto]').",
         ) from None
-    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, zlib.error) as error:
-        # pypdf recovers from many defects and raises these for the rest.
+    except (
+        PyPdfError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        NotImplementedError,
+        OverflowError,
+        RecursionError,
+        zlib.error,
+    ) as error:
+        # pypdf recovers from many defects and raises these for the rest,
+        # NotImplementedError for a stream filter it does not know.
         raise unreadable(path, "PDF", f"{type(error).__name__}: {error}", fix) from None
     empty = [number for number, text in enumerate(pages, start=1) if not text.strip()]
     if len(empty) == len(pages):

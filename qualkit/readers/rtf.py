@@ -48,7 +48,7 @@ def read(path: Path, data: bytes, encoding: str | None) -> Document:
             path=path,
             fix="Pass the code page the file was written in with --encoding.",
         ) from None
-    except (ValueError, IndexError, LookupError) as error:
+    except (ValueError, IndexError, LookupError, OverflowError) as error:
         raise unreadable(path, "RTF", error, fix) from None
     warnings = []
     if b"\\annotation" in data or b"\\atnid" in data:
