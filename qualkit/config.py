@@ -119,9 +119,22 @@ def load_config(folder: str | Path) -> ProjectConfig:
             path=path,
             fix="Run 'qualkit init FOLDER' to create one.",
         ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"the file is not UTF-8 text (byte {error.start + 1}).",
+            path=path,
+            fix="Save qualkit.toml as UTF-8.",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            "arrays or tables are nested too deeply to read.",
+            path=path,
+            fix="qualkit's settings are at most two levels deep; remove the nesting.",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"invalid TOML: {error}.", path=path) from None
     _check_keys(data, text, path)
+    _check_types(data, text, path)
     return _build_config(data, path)
 
 
@@ -168,6 +181,61 @@ def _check_keys(data: dict[str, Any], text: str, path: Path) -> None:
                     line=_line_of(text, rf"^\s*{re.escape(key)}\s*="),
                     fix=f"Use one of: {', '.join(allowed)}.",
                 )
+
+
+# The type each setting must have: str, bool, int, or a list of str
+# (TEXTS). A setting in SINGLE_OR_LIST may also be a single string.
+TEXTS = "a list of texts"
+SETTING_TYPES: dict[str, dict[str, Any]] = {
+    "project": {"title": str, "database": str, "codebook": str, "targets": str, "levels": TEXTS, "coder": str},
+    "import": {"transcripts": TEXTS, "manifest": str},
+    "autocode": {"unit": str, "include_interviewer": bool, "model": str},
+    "link": {"scope": str},
+    "scores": {"values": TEXTS, "points": TEXTS, "ties": str, "transitions": str, "missing": str},
+    "report": {
+        "out": str,
+        "formats": TEXTS,
+        "statuses": TEXTS,
+        "quotes_per_target": int,
+        "citation": str,
+        "templates": str,
+        "redact": str,
+        "figures": bool,
+        "transcripts": bool,
+    },
+}
+SINGLE_OR_LIST = {("import", "transcripts"), ("scores", "values"), ("scores", "points")}
+TYPE_NAMES = {str: "a text in quotes", bool: "true or false", int: "a whole number"}
+
+
+def _check_types(data: dict[str, Any], text: str, path: Path) -> None:
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"[{section}] must be a table of settings, not a single value.",
+                path=path,
+                line=_line_of(text, rf"^\s*{re.escape(section)}\s*="),
+                fix=f"Write it as a section: [{section}] on its own line, then its settings.",
+            )
+        for key, expected in SETTING_TYPES.get(section, {}).items():
+            if key in values and not _has_type(values[key], expected, (section, key) in SINGLE_OR_LIST):
+                raise ConfigError(
+                    f"{key} in [{section}] must be {TYPE_NAMES.get(expected, expected)}, "
+                    f"not {values[key]!r}.",
+                    path=path,
+                    line=_line_of(text, rf"^\s*{re.escape(key)}\s*="),
+                    fix=f"Correct the value of {key}; see the comments 'qualkit init' writes.",
+                )
+
+
+def _has_type(value: Any, expected: Any, single_allowed: bool) -> bool:
+    if expected == TEXTS:
+        if single_allowed and isinstance(value, str):
+            return True
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def _line_of(text: str, pattern: str) -> int | None:
