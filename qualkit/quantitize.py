@@ -11,6 +11,8 @@ per code one column for each measure:
 
 from __future__ import annotations
 
+import csv
+
 import io
 import re
 import warnings
@@ -203,6 +205,20 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def csv_quoting(frame: pd.DataFrame) -> int:
+    """Return the csv quoting that keeps each of ``frame``'s rows on one line.
+
+    pandas quotes a field holding "\n" but not one holding a bare "\r",
+    which readers take as a line break, so a frame with a "\r" anywhere
+    quotes every field.
+    """
+    has_carriage_return = any(
+        frame[column].map(lambda value: isinstance(value, str) and "\r" in value).any()
+        for column in frame.columns
+    )
+    return csv.QUOTE_ALL if has_carriage_return else csv.QUOTE_MINIMAL
+
+
 def stata_names(columns: list[str]) -> dict[str, str]:
     """Map column names to unique valid Stata variable names (32 characters at most)."""
     names: dict[str, str] = {}
@@ -261,7 +277,8 @@ def export_matrix(
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = matrix.frame
     if chosen == "csv":
-        neutralize_formulas(frame).to_csv(path, index=False)
+        safe = neutralize_formulas(frame)
+        safe.to_csv(path, index=False, quoting=csv_quoting(safe))
     elif chosen == "xlsx":
         variables = pd.DataFrame(
             [

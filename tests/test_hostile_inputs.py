@@ -989,3 +989,22 @@ def test_excel_bad_directory_offset_rejected(tmp_path: Path) -> None:
         read_table(path)
 
     assert "not a readable Excel file" in str(caught.value)
+
+
+def test_matrix_export_keeps_carriage_return_cell_in_one_row(tmp_path: Path) -> None:
+    # pandas quotes a field holding "\n" but not one holding a bare "\r",
+    # which spreadsheet readers take as a row break.
+    import csv
+
+    import pandas as pd
+
+    from qualkit.quantitize import CaseCodeMatrix, export_matrix
+
+    frame = pd.DataFrame({"case": ["A1", "A2"], "province": ["Hu\rnan", "Guizhou"], "strategy": [1, 0]})
+    columns = {"case": (None, None), "province": (None, None), "strategy": ("strategy", "presence")}
+    matrix = CaseCodeMatrix(frame=frame, columns=columns)
+    path = export_matrix(matrix, tmp_path / "m.csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert [row["province"] for row in rows] == ["Hu\rnan", "Guizhou"]

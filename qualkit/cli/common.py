@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import os
@@ -106,18 +105,10 @@ def echo_frame(frame: pd.DataFrame, output_format: str) -> None:
     text, and JSON's own escapes cover control characters.
     """
     if output_format == "csv":
-        from qualkit.quantitize import neutralize_formulas
+        from qualkit.quantitize import csv_quoting, neutralize_formulas
 
         safe = neutralize_formulas(frame)
-        # Python's csv writer quotes a field with "\n" but not one with a
-        # bare "\r", which readers take as a line break. Output with a "\r"
-        # therefore quotes every field.
-        has_carriage_return = any(
-            safe[column].map(lambda value: isinstance(value, str) and "\r" in value).any()
-            for column in safe.columns
-        )
-        quoting = csv.QUOTE_ALL if has_carriage_return else csv.QUOTE_MINIMAL
-        click.echo(safe.to_csv(index=False, quoting=quoting), nl=False)
+        click.echo(safe.to_csv(index=False, quoting=csv_quoting(safe)), nl=False)
     elif output_format == "json":
         click.echo(frame.to_json(orient="records", force_ascii=False, indent=2))
     elif frame.empty:
