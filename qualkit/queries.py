@@ -14,12 +14,15 @@ compared in one of two ways (``unit``):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import functools
 import itertools
+import json
 import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +113,16 @@ class _Parser:
             if self.index < len(self.tokens)
             else len(self.text)
         )
-        pointer = " " * position + "^"
+        # Tabs and line breaks are shown as spaces, and wide (CJK) characters
+        # take two columns, so that the caret lines up under the character.
+        display_text = re.sub(r"\s", " ", self.text)
+        width = sum(
+            2 if unicodedata.east_asian_width(char) in "WF" else 1
+            for char in display_text[:position]
+        )
+        pointer = " " * width + "^"
         return InputError(
-            f"invalid query at character {position + 1}: {message}.\n  {self.text}\n  {pointer}",
+            f"invalid query at character {position + 1}: {message}.\n  {display_text}\n  {pointer}",
             fix="Combine code ids with AND, OR, NOT and parentheses, e.g. "
             "'strategy.reframing AND (target.environment OR target.veto) AND NOT channel.formal'.",
         )
@@ -129,6 +139,8 @@ class _Parser:
         if not self.tokens:
             raise self.fail("the query is empty")
         node = self.expression()
+        if self.peek() == ")":
+            raise self.fail("unexpected ')' with no matching '(' before it")
         if self.peek() is not None:
             raise self.fail(
                 f"unexpected {self.peek()!r}; a code needs AND or OR before it"
@@ -213,8 +225,16 @@ class _Coding:
     code: str
 
 
-def _codings(db: sqlite_utils.Database, selection: CodingFilter) -> list[_Coding]:
+def _codings(
+    db: sqlite_utils.Database,
+    selection: CodingFilter,
+    code_ids: list[str] | None = None,
+) -> list[_Coding]:
+    """Return the codings in ``selection``, only those of ``code_ids`` if given."""
     where, params = filter_clause(db, selection)
+    if code_ids is not None:
+        where = f"({where}) AND c.code_id IN ({', '.join('?' for _ in code_ids)})"
+        params = [*params, *code_ids]
     rows = db.execute(
         f"SELECT c.id, c.source_id, c.start_offset, c.end_offset, c.code_id {CODING_FROM} "
         f"WHERE {where} ORDER BY c.source_id, c.start_offset, c.id",
@@ -239,17 +259,6 @@ def _segments(
         f"AND kind IN ({', '.join('?' for _ in kinds)}) ORDER BY position",
         [source_id, *kinds],
     ).fetchall()
-
-
-def _pieces(codings: list[_Coding]) -> list[tuple[int, int, list[_Coding]]]:
-    """Cut a source's coded text at every coding boundary; return (start, end, covering codings)."""
-    bounds = sorted({c.start for c in codings} | {c.end for c in codings})
-    pieces = []
-    for start, end in itertools.pairwise(bounds):
-        covering = [c for c in codings if c.start < end and start < c.end]
-        if covering:
-            pieces.append((start, end, covering))
-    return pieces
 
 
 def _label(code: str, depth: int | None) -> str:
@@ -294,41 +303,63 @@ def query_quotes(
 
     ``selection`` chooses the codings that count (statuses, coders, sources,
     metadata); its ``codes`` filter is ignored, since the expression names
-    the codes.
+    the codes. The ``codes`` and ``codings`` columns list every coding in
+    the selection that overlaps the matched text (before the whitespace at
+    its ends is trimmed), whatever its code.
     """
     _check_unit(unit)
     node = parse_expression(expression)
     for code in expression_codes(node):
         require_code(db, code, active=False)
     selection = dataclasses.replace(selection, codes=())
-    cases = _case_metadata(db)
-    records = []
-    for source_id, codings in sorted(_by_source(_codings(db, selection)).items()):
-        text = db.execute(
-            "SELECT text FROM sources WHERE id = ?", [source_id]
-        ).fetchone()[0]
+    # Which text matches depends only on the codings of the expression's
+    # codes, unless the expression is true on text without any of them (as
+    # NOT x is). Then any coded text can match, so every coding is read.
+    reads_all = node.holds(frozenset())
+    code_ids = None if reads_all else _expression_code_ids(db, node)
+    codings = _by_source(_codings(db, selection, code_ids))
+    # Pieces of text carry few distinct sets of codes, so each set is
+    # evaluated once.
+    holds = functools.cache(node.holds)
+    found: list[tuple[str, int, int]] = []
+    for source_id, source_codings in sorted(codings.items()):
         if unit == "overlap":
-            spans = _overlap_matches(node, codings)
+            spans = _overlap_spans(holds, source_codings)
         else:
-            spans = _segment_matches(node, codings, _segments(db, source_id, unit))
-        for start, end, matched in spans:
-            start, end = _trimmed(text, start, end)
-            case_id, province, level = cases[source_id]
-            records.append(
-                {
-                    "source_id": source_id,
-                    "case_id": case_id,
-                    "province": province,
-                    "level": level,
-                    "start_offset": start,
-                    "end_offset": end,
-                    "codes": ", ".join(sorted({c.code for c in matched})),
-                    "codings": ", ".join(
-                        str(i) for i in sorted({c.id for c in matched})
-                    ),
-                    "quote": text[start:end],
-                }
+            spans = _segment_spans(
+                holds, _Overlaps(source_codings), _segments(db, source_id, unit)
             )
+        found += [(source_id, start, end) for start, end in spans]
+    if reads_all:
+        lookup = {source_id: _Overlaps(items) for source_id, items in codings.items()}
+        matched = [lookup[source].over(start, end) for source, start, end in found]
+    else:
+        matched = _overlapping_codings(db, selection, found)
+    cases = _case_metadata(db)
+    texts: dict[str, str] = {}
+    records = []
+    for (source_id, start, end), covering in zip(found, matched):
+        if source_id not in texts:
+            texts.clear()
+            texts[source_id] = db.execute(
+                "SELECT text FROM sources WHERE id = ?", [source_id]
+            ).fetchone()[0]
+        text = texts[source_id]
+        start, end = _trimmed(text, start, end)
+        case_id, province, level = cases[source_id]
+        records.append(
+            {
+                "source_id": source_id,
+                "case_id": case_id,
+                "province": province,
+                "level": level,
+                "start_offset": start,
+                "end_offset": end,
+                "codes": ", ".join(sorted({c.code for c in covering})),
+                "codings": ", ".join(str(i) for i in sorted({c.id for c in covering})),
+                "quote": text[start:end],
+            }
+        )
     columns = [
         "source_id",
         "case_id",
@@ -343,34 +374,122 @@ def query_quotes(
     return pd.DataFrame(records, columns=columns)
 
 
-def _overlap_matches(
-    node: Any, codings: list[_Coding]
-) -> list[tuple[int, int, list[_Coding]]]:
-    matches: list[tuple[int, int, list[_Coding]]] = []
-    for start, end, covering in _pieces(codings):
-        if not node.holds(frozenset(c.code for c in covering)):
+def _expression_code_ids(db: sqlite_utils.Database, node: Any) -> list[str]:
+    """Return the stored code ids that the expression's terms match, children included.
+
+    Every coding's code is a row of ``codes`` (a foreign key), so this list
+    selects every coding that the expression can see.
+    """
+    terms = [CodeTerm(code) for code in expression_codes(node)]
+    return [
+        code_id
+        for (code_id,) in db.execute("SELECT id FROM codes ORDER BY id")
+        if any(term.holds(frozenset((code_id,))) for term in terms)
+    ]
+
+
+def _overlap_spans(
+    holds: Callable[[frozenset[str]], bool], codings: list[_Coding]
+) -> list[tuple[int, int]]:
+    """Return the runs of coded text where the expression is true, in text order.
+
+    The text is cut at every coding boundary. One sweep over the sorted
+    boundaries keeps the codes open in each piece, and neighbouring pieces
+    where the expression is true join into one run.
+    """
+    opening: dict[int, list[str]] = defaultdict(list)
+    closing: dict[int, list[str]] = defaultdict(list)
+    for coding in codings:
+        opening[coding.start].append(coding.code)
+        closing[coding.end].append(coding.code)
+    bounds = sorted(opening.keys() | closing.keys())
+    open_codes: Counter[str] = Counter()
+    spans: list[tuple[int, int]] = []
+    for start, end in itertools.pairwise(bounds):
+        for code in closing.get(start, ()):
+            open_codes[code] -= 1
+            if not open_codes[code]:
+                del open_codes[code]
+        for code in opening.get(start, ()):
+            open_codes[code] += 1
+        if not open_codes or not holds(frozenset(open_codes)):
             continue
-        if matches and matches[-1][1] == start:
-            previous = matches[-1]
-            matches[-1] = (
-                previous[0],
-                end,
-                previous[2] + [c for c in covering if c not in previous[2]],
-            )
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
         else:
-            matches.append((start, end, covering))
-    return matches
+            spans.append((start, end))
+    return spans
 
 
-def _segment_matches(
-    node: Any, codings: list[_Coding], segments: list[tuple[int, int, int]]
-) -> list[tuple[int, int, list[_Coding]]]:
-    matches = []
+def _segment_spans(
+    holds: Callable[[frozenset[str]], bool],
+    codings: _Overlaps,
+    segments: list[tuple[int, int, int]],
+) -> list[tuple[int, int]]:
+    """Return the segments that a coding overlaps and where the expression is true."""
+    spans = []
     for _, start, end in segments:
-        covering = [c for c in codings if c.start < end and start < c.end]
-        if covering and node.holds(frozenset(c.code for c in covering)):
-            matches.append((start, end, covering))
-    return matches
+        codes = frozenset(c.code for c in codings.over(start, end))
+        if codes and holds(codes):
+            spans.append((start, end))
+    return spans
+
+
+class _Overlaps:
+    """One source's codings sorted by start, for finding those that overlap a span."""
+
+    def __init__(self, codings: list[_Coding]) -> None:
+        self.codings = sorted(codings, key=lambda c: (c.start, c.id))
+        self.starts = [c.start for c in self.codings]
+        self.longest = max((c.end - c.start for c in self.codings), default=0)
+
+    def over(self, start: int, end: int) -> list[_Coding]:
+        """Return the codings that overlap [start, end)."""
+        # An overlapping coding starts before ``end`` and, being at most
+        # ``longest`` characters long, no earlier than ``start - longest``.
+        low = bisect.bisect_left(self.starts, start - self.longest)
+        high = bisect.bisect_left(self.starts, end)
+        return [c for c in self.codings[low:high] if c.end > start]
+
+
+def _overlapping_codings(
+    db: sqlite_utils.Database,
+    selection: CodingFilter,
+    spans: list[tuple[str, int, int]],
+) -> list[list[_Coding]]:
+    """Return, per (source, start, end) span, the selected codings that overlap it."""
+    if not spans:
+        return []
+    longest = dict(
+        db.execute(
+            "SELECT source_id, max(end_offset - start_offset) FROM codings "
+            "GROUP BY source_id"
+        ).fetchall()
+    )
+    # Each span goes to SQLite as [source, start, end, lowest start of a
+    # coding that can overlap it], so that the index on (source_id,
+    # start_offset) reads only the codings near each span.
+    payload = json.dumps(
+        [
+            [source_id, start, end, start - longest.get(source_id, 0)]
+            for source_id, start, end in spans
+        ]
+    )
+    where, params = filter_clause(db, selection)
+    rows = db.execute(
+        "SELECT j.key, c.id, c.source_id, c.start_offset, c.end_offset, c.code_id "
+        "FROM json_each(?) AS j CROSS JOIN codings c "
+        "ON c.source_id = json_extract(j.value, '$[0]') "
+        "AND c.start_offset >= json_extract(j.value, '$[3]') "
+        "AND c.start_offset < json_extract(j.value, '$[2]') "
+        "JOIN sources s ON s.id = c.source_id JOIN cases k ON k.id = s.case_id "
+        f"WHERE c.end_offset > json_extract(j.value, '$[1]') AND ({where})",
+        [payload, *params],
+    )
+    matched: list[list[_Coding]] = [[] for _ in spans]
+    for key, *coding in rows:
+        matched[key].append(_Coding(*coding))
+    return matched
 
 
 def _code_order(db: sqlite_utils.Database, labels: Iterable[str]) -> list[str]:

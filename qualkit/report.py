@@ -619,12 +619,20 @@ def _cut_text(value: float | None, rule: str) -> str:
 
 
 def _cases(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
+    # One pass over sources finds every case with a transcript. An EXISTS per
+    # case would read the sources table once per case.
+    with_sources = {
+        row[0] for row in db.execute("SELECT DISTINCT case_id FROM sources")
+    }
     rows = db.execute(
-        "SELECT c.id, c.province, c.level, c.date, c.appendix_group, "
-        "EXISTS (SELECT 1 FROM sources s WHERE s.case_id = c.id) FROM cases c ORDER BY c.id"
+        "SELECT c.id, c.province, c.level, c.date, c.appendix_group "
+        "FROM cases c ORDER BY c.id"
     )
     keys = ("id", "province", "level", "date", "group", "has_transcript")
-    return {row[0]: dict(zip(keys, row)) for row in rows}
+    cases: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        cases[row[0]] = dict(zip(keys, (*row, int(row[0] in with_sources))))
+    return cases
 
 
 def _memos(db: sqlite_utils.Database, about: str, about_id: str | None = None) -> list[dict[str, Any]]:

@@ -532,6 +532,10 @@ def touch(db: sqlite_utils.Database) -> None:
     set_meta(db, "updated_at", utc_now())
 
 
+# Rows that content_hash encodes and hashes at a time.
+HASH_BATCH_ROWS = 10_000
+
+
 def content_hash(db: sqlite_utils.Database) -> str:
     """Return a SHA-256 digest of every research table's rows, in key order.
 
@@ -539,6 +543,7 @@ def content_hash(db: sqlite_utils.Database) -> str:
     the data does, not when a project is moved or rebuilt later.
     """
     digest = hashlib.sha256()
+    encode_row = json.JSONEncoder(ensure_ascii=False, default=str).encode
     for table in (
         "cases",
         "sources",
@@ -562,7 +567,11 @@ def content_hash(db: sqlite_utils.Database) -> str:
         order = ", ".join(f"[{c}]" for c in columns if c != "id") or "rowid"
         select = ", ".join(f"[{c}]" for c in columns if c != "id")
         digest.update(table.encode())
-        for row in db.execute(f"SELECT {select} FROM [{table}] ORDER BY {order}"):
-            digest.update(json.dumps(row, ensure_ascii=False, default=str).encode())
+        cursor = db.execute(f"SELECT {select} FROM [{table}] ORDER BY {order}")
+        # The digest covers each row's json.dumps text in turn, as it always
+        # did. Reusing one encoder and hashing a batch of rows per update
+        # avoids building an encoder and calling update for every row.
+        while rows := cursor.fetchmany(HASH_BATCH_ROWS):
+            digest.update("".join(map(encode_row, rows)).encode())
 
     return digest.hexdigest()
