@@ -297,12 +297,44 @@ def _literal_expression(literal: str) -> str:
     """Escape a literal term, letting each space match any run of white space.
 
     Invisible format characters may sit between any two characters of the
-    term and around its spaces, so "Zh<SHY>ang Wei" is still found.
+    term and around its spaces, so "Zh<SHY>ang Wei" is still found. White
+    space may also sit between two Chinese characters, since wrapped
+    Chinese text breaks lines inside words ("李<newline>明"). Each ASCII
+    character also matches its full-width form ("Ｚｈａｎｇ"), which
+    Chinese input methods type.
     """
     # The two classes are disjoint, so each white-space character is taken by
     # exactly one repetition and the expression cannot backtrack badly. A
     # zero-width space, (non-)joiner or word joiner alone also separates the
     # words, as it shows the name without a gap ("ZhangWei").
     separator = f"(?:(?:{_INVISIBLE}\\s)+{_INVISIBLE}|[\u200b-\u200d\u2060]+)"
-    words = [_INVISIBLE.join(re.escape(character) for character in part) for part in literal.split()]
+    words = [_word_expression(part) for part in literal.split()]
     return separator.join(words)
+
+
+# Between two Chinese characters: any run of white space or invisible
+# format characters, as one class so the expression cannot backtrack badly.
+_CJK_GAP = "[\\s" + _INVISIBLE[1:-2] + "]*"
+
+
+def _word_expression(word: str) -> str:
+    pieces = [_character_expression(word[0])]
+    for before, character in zip(word, word[1:]):
+        pieces.append(_CJK_GAP if _is_cjk(before) and _is_cjk(character) else _INVISIBLE)
+        pieces.append(_character_expression(character))
+    return "".join(pieces)
+
+
+def _character_expression(character: str) -> str:
+    if "!" <= character <= "~":
+        # U+FF01 to U+FF5E are the full-width forms of ASCII ! to ~.
+        return f"[{re.escape(character)}{re.escape(chr(ord(character) + 0xFEE0))}]"
+    return re.escape(character)
+
+
+def _is_cjk(character: str) -> bool:
+    return (
+        "\u3400" <= character <= "\u9fff"
+        or "\uf900" <= character <= "\ufaff"
+        or "\U00020000" <= character <= "\U0003134f"
+    )

@@ -238,3 +238,33 @@ def test_literal_never_survives(name: str, text: str) -> None:
     pattern = r"\s+".join(re.escape(part) for part in name.split())
 
     assert re.search(pattern, redacted, re.IGNORECASE) is None
+
+
+# Found by a new user's run: wrapped Chinese text and full-width Latin
+# letters let listed names through.
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["李 明 handled it", "李\n明 handled it", "李\u3000明 handled it", "李\u200b明 handled it"],
+    ids=["space", "line-break", "ideographic-space", "zero-width"],
+)
+def test_chinese_name_split_by_white_space_is_redacted(text: str) -> None:
+    redactor = Redactor.from_lines(["李明"])
+
+    assert redactor.apply(text) == "[REDACTED] handled it"
+
+
+def test_full_width_latin_name_is_redacted() -> None:
+    redactor = Redactor.from_lines(["Zhang Wei"])
+
+    assert redactor.apply("Ｚｈａｎｇ Ｗｅｉ also went") == "[REDACTED] also went"
+    assert redactor.apply("ＺＨＡＮＧ　ＷＥＩ") == "[REDACTED]"
+
+
+def test_white_space_between_latin_letters_still_separates_words() -> None:
+    # The white-space allowance is for Chinese only: "Li Ming" must not
+    # reach into "Lim ing".
+    redactor = Redactor.from_lines(["LiMing"])
+
+    assert redactor.apply("Li Ming") == "Li Ming"
