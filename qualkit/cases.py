@@ -91,6 +91,15 @@ def clean_metadata(
         name = str(key).strip().lower()
         if value is None or str(value).strip() == "":
             continue
+        if name in CASE_FIELDS and isinstance(value, (list, tuple, set, dict)):
+            # str() would store the Python repr, e.g. "['a', 'b']".
+            kind = "mapping" if isinstance(value, dict) else "list"
+            raise TranscriptError(
+                f"{name} is a {kind}, but it takes a single value.",
+                path=path,
+                line=lines.get(name),
+                fix=f"Give {name} one value, or move the {kind} to a key of its own.",
+            )
         text = value.isoformat() if isinstance(value, dt.date) else str(value).strip()
         if name in ("id", "case"):
             _check_id(name, value, text, path, lines.get(name))

@@ -8,6 +8,7 @@ of an import has errors, unless ``skip_invalid`` is set.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -39,6 +40,8 @@ from qualkit.panel_files import (  # noqa: F401 - re-exported for callers of qua
     read_table,
     unit_aliases_from_settings,
 )
+
+log = logging.getLogger(__name__)
 
 
 # Import
@@ -104,11 +107,66 @@ def import_panel_files(
 
     for item in parsed:
         if item.records:
+            _warn_replaced(db, item)
             db[item.table].upsert_all(item.records, pk=item.key)
         item.result.stored = len(item.records)
         item.result.skipped = item.errors
 
     return [item.result for item in parsed]
+
+
+def _warn_replaced(db: sqlite_utils.Database, item: _Parsed) -> None:
+    """Log a warning for each stored value that ``item`` replaces with a different one.
+
+    Only values stored from a file with another name are reported, because
+    importing an edited file again is the usual way to correct it. The first
+    MAX_LISTED_ERRORS replacements are logged one by one, the rest as a count.
+    """
+    if not db[item.table].exists():
+        return
+    number_column = "points" if item.table == "target_points" else "value"
+    key_columns = ", ".join(item.key)
+    stored = {
+        tuple(row[:-3]): row[-3:]
+        for row in db.execute(
+            f"SELECT {key_columns}, {number_column}, source_file, line FROM {item.table}"
+        )
+    }
+    replaced = 0
+    for record in item.records:
+        old = stored.get(tuple(record[name] for name in item.key))
+        if old is None:
+            continue
+        old_number, old_file, old_line = old
+        if old_number == record[number_column] or old_file == record["source_file"]:
+            continue
+        replaced += 1
+        if replaced > MAX_LISTED_ERRORS:
+            continue
+        where = ", ".join(f"{name.removesuffix('_id')} {record[name]}" for name in item.key)
+        log.warning(
+            "%s: stored %s %s (%s, line %s) replaced by %s (%s, line %s).",
+            where,
+            number_column,
+            _number_text(old_number),
+            old_file,
+            old_line,
+            _number_text(record[number_column]),
+            record["source_file"],
+            record["line"],
+        )
+    if replaced > MAX_LISTED_ERRORS:
+        log.warning(
+            "%d more stored %s value(s) replaced by %s.",
+            replaced - MAX_LISTED_ERRORS,
+            number_column,
+            item.result.path,
+        )
+
+
+def _number_text(number: float) -> str:
+    """Format a stored value without a trailing '.0' for whole numbers."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 def _check_across_files(parsed: list[_Parsed]) -> None:

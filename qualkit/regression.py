@@ -19,6 +19,7 @@ docs/regression.md lists the Stata options these defaults correspond to.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from scipy import stats
 from qualkit.errors import PanelError
 from qualkit.negotiability import standardize
 from qualkit.panel_files import MAX_LISTED_ERRORS, UnitAliases, canonical_unit, parse_number, parse_year, read_table
+
+log = logging.getLogger(__name__)
 
 CORRELATIONS = ("independent", "ar1", "psar1")
 RHO_TYPES = ("regress", "freg", "tscorr", "dw", "theil", "nagar")
@@ -636,8 +639,30 @@ def validation_data(
     keep = ["unit", "year", "connection"] + [f"L.log_{c}" for c in LOGGED_COVARIATES]
     data = z.merge(sizes[keep], on=["unit", "year"], how="left")
     data["post"] = (data["year"] > post_year).astype(int)
+    _warn_missing_lags(data, target)
 
     return data
+
+
+def _warn_missing_lags(data: pd.DataFrame, target: str) -> None:
+    """Log how many rows with a value lack a lagged covariate, and their years.
+
+    The regression drops those rows, which usually means that the covariates
+    file has no rows for the year before the first value year.
+    """
+    lag_columns = [f"L.log_{column}" for column in LOGGED_COVARIATES]
+    missing = data[data["z"].notna() & data[lag_columns].isna().any(axis=1)]
+    if missing.empty:
+        return
+    years = ", ".join(str(year) for year in sorted(missing["year"].unique()))
+    log.warning(
+        "target %s: %d row(s) left out of the regression because the covariates of the "
+        "year before are missing (value years %s). Add the covariates of the years before "
+        "to the covariates file.",
+        target,
+        len(missing),
+        years,
+    )
 
 
 def fit_validation(

@@ -106,10 +106,23 @@ def render_report(
 
 
 def load_redactor(path: str | Path | None) -> Redactor:
-    """Return the redactor for the list at ``path``, or one that changes nothing."""
+    """Return the redactor for the list at ``path``, or one that changes nothing.
+
+    Raises InputError when ``path`` is given but the list has no terms, so an
+    empty or unfinished list never produces an unredacted output.
+    """
     if not path:
         return Redactor.none()
-    return Redactor.from_file(path)
+    redactor = Redactor.from_file(path)
+    if not redactor:
+        raise InputError(
+            "The redaction list has no terms (it is empty or contains only comments "
+            "and blank lines), so nothing would be redacted.",
+            path=path,
+            fix="Add one term or pattern a line, or leave out --redact and "
+            "[report] redact to write the output without redaction.",
+        )
+    return redactor
 
 
 def write_unless_only_time_changed(path: Path, text: str) -> bool:

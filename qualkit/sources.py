@@ -155,6 +155,7 @@ def run_import(
     encoding: str | None = None,
     options: dict[str, Any] | None = None,
     keep_going: bool = False,
+    replace: bool = False,
 ) -> ImportResult:
     """Store a manifest's interviews, then import the transcripts. The caller opens the transaction."""
     conflicts = []
@@ -170,6 +171,7 @@ def run_import(
         encoding=encoding,
         options=options,
         keep_going=keep_going,
+        replace=replace,
     )
     result.conflicts[:0] = conflicts
     return result
@@ -187,6 +189,7 @@ def import_sources(
     keep_going: bool = False,
     on_segmented: SegmentedHook | None = None,
     parallel_languages: tuple[str, ...] = ("zh",),
+    replace: bool = False,
 ) -> ImportResult:
     """Import transcript files. The caller wraps this in one transaction.
 
@@ -201,7 +204,8 @@ def import_sources(
     turns, so a caller can auto-code them without tokenizing again.
     Sources in ``parallel_languages`` may be split into sentences in a
     second process when there is enough of their text; they then reach
-    ``on_segmented`` without docs.
+    ``on_segmented`` without docs. A file whose id is stored from a file with
+    another name and whose text differs is invalid unless ``replace`` is set.
     """
     paths = [Path(path) for path in paths]
     option_metadata = _clean_options(options or {}, paths, levels)
@@ -212,7 +216,7 @@ def import_sources(
     for path in paths:
         try:
             item = _prepare(path, levels, encoding, option_metadata, by_file)
-            _check_duplicates(db, item, seen)
+            _check_duplicates(db, item, seen, replace)
         except QualkitError as error:
             result.failures.append(ImportFailure(path, str(error), error))
             if progress is not None:
@@ -291,7 +295,14 @@ class _SentenceWorker:
         import multiprocessing
 
         log.info("Splitting %d sources into sentences in a second process", len(items))
-        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        import os
+
+        pool = concurrent.futures.ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         worker = cls(pool, items, model)
         try:
             worker._top_up()
@@ -317,6 +328,24 @@ class _SentenceWorker:
             future.cancel()
             return None
         return future.result()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the worker: end when the importing process is gone.
+
+    A worker blocks on its task queue, so a killed import (SIGKILL) would
+    otherwise leave it running, holding the database's files open.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _can_fork() -> bool:
@@ -477,7 +506,9 @@ class _SeenItems:
         self.count += 1
 
 
-def _check_duplicates(db: sqlite_utils.Database, item: _Prepared, seen: _SeenItems) -> None:
+def _check_duplicates(
+    db: sqlite_utils.Database, item: _Prepared, seen: _SeenItems, replace: bool = False
+) -> None:
     path = item.transcript.path
     same_id = seen.by_id.get(item.source_id)
     same_text = seen.by_digest.get(item.digest)
@@ -507,6 +538,33 @@ def _check_duplicates(db: sqlite_utils.Database, item: _Prepared, seen: _SeenIte
             path=path,
             fix=f"Give the file the id {row[0]!r} to update that source, or remove the duplicate.",
         )
+    if not replace:
+        _check_same_file(db, item)
+
+
+def _check_same_file(db: sqlite_utils.Database, item: _Prepared) -> None:
+    """Raise TranscriptError when the id is stored from a file with another name and other text.
+
+    Replacing the text would move the source's codings onto unrelated words,
+    so a different file needs ``replace``. Files are compared by name, not by
+    folder, so a transcript moved to another folder still updates its source.
+    """
+    row = db.execute(
+        "SELECT path, content_hash FROM sources WHERE id = ?", [item.source_id]
+    ).fetchone()
+    if row is None or not row[0] or row[1] == item.digest:
+        return
+    stored_path = Path(row[0])
+    if stored_path.name == item.transcript.path.name:
+        return
+    raise TranscriptError(
+        f"interview id {item.source_id!r} is already stored from {stored_path}, "
+        "which has a different text.",
+        path=item.transcript.path,
+        fix="Give this file its own id, or pass --replace to replace the stored "
+        "transcript with this file (its codings are moved onto the new text and "
+        "flagged for review where their words changed).",
+    )
 
 
 def _store_source(

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from qualkit.errors import InputError
-from qualkit.yamlfile import LineDict, load_yaml
+from qualkit.yamlfile import LineDict, LineList, load_yaml
 
 CATEGORIES = ("economic", "social_welfare", "environment", "veto", "other")
 LINK_SCOPES = ("quote", "sentence", "turn")
@@ -48,6 +48,8 @@ def load_targets(path: str | Path) -> list[Target]:
             fix="Write 'targets:' followed by '- id: ...' items.",
         )
     targets: dict[str, Target] = {}
+    # (language, casefolded alias) -> (target id, line) of its first listing.
+    alias_owners: dict[tuple[str, str], tuple[str, int]] = {}
     for entry, line in zip(data["targets"], data["targets"].item_lines):
         target = _build_target(entry, line, path)
         if target.id in targets:
@@ -56,7 +58,45 @@ def load_targets(path: str | Path) -> list[Target]:
                 fix="Give each target a unique id.",
             )
         targets[target.id] = target
+        _check_shared_aliases(entry, target, path, alias_owners)
     return list(targets.values())
+
+
+def _check_shared_aliases(
+    entry: LineDict,
+    target: Target,
+    path: Path,
+    alias_owners: dict[tuple[str, str], tuple[str, int]],
+) -> None:
+    """Raise InputError when an alias of ``target`` is already an alias of another target.
+
+    Linking gives a passage to one target per matched alias, so an alias
+    shared by two targets would link to the first one only.
+    """
+    for language, aliases in target.aliases.items():
+        for alias in aliases:
+            key = (language, alias.casefold())
+            line = _alias_line(entry, language, alias)
+            owner = alias_owners.setdefault(key, (target.id, line))
+            if owner[0] == target.id:
+                continue
+            raise InputError(
+                f"alias {alias!r} ({language}) of target {target.id!r} is also an alias of "
+                f"target {owner[0]!r} (line {owner[1]}); aliases are compared ignoring case.",
+                path=path,
+                line=line,
+                fix="Keep the alias on one of the two targets, or make it more specific.",
+            )
+
+
+def _alias_line(entry: LineDict, language: str, alias: str) -> int:
+    """Return the line of ``alias`` in ``entry``, or of its name when the name is the alias."""
+    values = (entry.get("aliases") or {}).get(language)
+    if isinstance(values, LineList):
+        for value, line in zip(values, values.item_lines):
+            if str(value).strip() == alias:
+                return line
+    return entry.line_of("name")
 
 
 def _build_target(entry: Any, line: int, path: Path) -> Target:
@@ -85,8 +125,9 @@ def _build_target(entry: Any, line: int, path: Path) -> Target:
             fix=f"Use only: {', '.join(_OPTION_FIELDS)}.",
         )
     raw_aliases = entry.get("aliases") or {}
+    _check_alias_text(raw_aliases, target_id, path, entry.line_of("aliases"))
     aliases = {
-        str(language): tuple(str(alias).strip() for alias in values or () if str(alias).strip())
+        str(language): tuple(str(alias).strip() for alias in values or ())
         for language, values in raw_aliases.items()
     }
     aliases.setdefault("en", ())
@@ -103,6 +144,27 @@ def _build_target(entry: Any, line: int, path: Path) -> Target:
         note=" ".join(str(entry.get("note") or "").split()) or None,
         aliases=aliases,
     )
+
+
+def _check_alias_text(raw_aliases: dict[Any, Any], target_id: str, path: Path, default_line: int) -> None:
+    """Raise InputError for an empty alias or one without a letter or digit.
+
+    Such an alias would link a target to every passage that contains it,
+    for example every "(" or every space.
+    """
+    for language, values in raw_aliases.items():
+        lines = getattr(values, "item_lines", [])
+        for index, alias in enumerate(values or ()):
+            text = "" if alias is None else str(alias).strip()
+            if any(character.isalnum() for character in text):
+                continue
+            problem = "is empty" if not text else "has no letter or digit"
+            raise InputError(
+                f"alias {text!r} ({language}) of target {target_id!r} {problem}.",
+                path=path,
+                line=lines[index] if index < len(lines) else default_line,
+                fix="Remove it, or write the word or name that a passage uses for the target.",
+            )
 
 
 def _check_field_types(entry: LineDict, target_id: str, path: Path) -> None:

@@ -42,6 +42,12 @@ from qualkit.sources import ImportResult, find_transcripts, run_import
     is_flag=True,
     help="Import the files that can be read and list the others, instead of importing nothing.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Let a file replace the stored transcript of its id when that transcript "
+    "came from a file with another name and has a different text.",
+)
 @pass_state
 @handle_errors
 def import_command(
@@ -56,6 +62,7 @@ def import_command(
     date: str | None,
     language: str | None,
     keep_going: bool,
+    replace: bool,
 ) -> None:
     """Import transcripts as sources.
 
@@ -92,6 +99,7 @@ def import_command(
                 encoding=encoding,
                 options=options,
                 keep_going=keep_going,
+                replace=replace,
             )
             if result.changed:
                 store.touch(project.db)
