@@ -300,9 +300,12 @@ def _store(
             result.removed += 1
     now = utc_now()
     rows = []
+    confirmed = []
     for key, match in sorted(spans.items()):
         if key in existing:
             result.kept += 1
+            if existing[key][1] == "suggested":
+                confirmed.append((text[key[0] : key[1]], now, existing[key][0]))
             continue
         if key in decided:
             continue
@@ -322,6 +325,13 @@ def _store(
             )
         )
         result.per_code[code_id] = result.per_code.get(code_id, 0) + 1
+    # A suggestion that re-anchoring flagged after a text change, and that its
+    # rule produces again on the same span, is confirmed by this run.
+    db.conn.executemany(
+        "UPDATE codings SET needs_review = 0, quote = ?, updated_at = ? "
+        "WHERE id = ? AND needs_review = 1",
+        confirmed,
+    )
     # A plain statement: sqlite-utils' insert_all() inspects the table on
     # every call, which adds up over thousands of sources.
     db.conn.executemany(

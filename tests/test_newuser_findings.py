@@ -396,3 +396,35 @@ def test_same_text_other_file_accepted(runner: CliRunner, new_project: Path, imp
 
     assert result.exit_code == 0, result.stderr
     assert "1 unchanged" in result.stdout
+
+
+# F3: suggestions flagged by re-anchoring, then produced again by their rule
+
+
+def test_autocode_clears_flag_of_reconfirmed_suggestions(runner: CliRunner, new_project: Path) -> None:
+    transcript = new_project / "transcripts" / "R1.md"
+    transcript.parent.mkdir(exist_ok=True)
+    body = (
+        "---\nid: R1\nlanguage: en\n---\n\nInterviewer: How do you handle the targets?\n\n"
+        "Respondent: We bargain over the shanty town target every year. "
+        "We negotiate with the province about the quota every year.\n"
+    )
+    transcript.write_text(body, encoding="utf-8")
+    assert invoke(runner, new_project, "import", str(transcript)).exit_code == 0
+    assert invoke(runner, new_project, "autocode").exit_code == 0
+    suggestions = "SELECT count(*) FROM codings WHERE coder = 'autocode'"
+    flagged = "SELECT count(*) FROM codings WHERE coder = 'autocode' AND needs_review = 1"
+    assert stored_value(new_project, suggestions) > 0
+
+    transcript.write_text(body.replace("every year", "each and every year"), encoding="utf-8")
+    assert invoke(runner, new_project, "import", str(transcript)).exit_code == 0
+    assert stored_value(new_project, flagged) > 0
+    result = invoke(runner, new_project, "autocode")
+
+    assert result.exit_code == 0, result.stderr
+    assert stored_value(new_project, flagged) == 0
+    assert stored_value(
+        new_project,
+        "SELECT count(*) FROM codings c JOIN sources s ON s.id = c.source_id "
+        "WHERE substr(s.text, c.start_offset + 1, c.end_offset - c.start_offset) != c.quote",
+    ) == 0
