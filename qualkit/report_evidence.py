@@ -138,24 +138,6 @@ def transcripts(
     return views
 
 
-def redaction_spans(text: str, redactor: Redactor) -> list[tuple[int, int, str]]:
-    """Return the merged spans of ``text`` that the redactor replaces, with their replacement.
-
-    This follows ``Redactor.apply``: where matches overlap they merge into
-    one span, which takes the replacement of the longest match at its start.
-    """
-    found = [(start, end, term.replacement) for term in redactor.terms for start, end in term.spans(text)]
-    found.sort(key=lambda item: (item[0], -(item[1] - item[0])))
-    merged: list[tuple[int, int, str]] = []
-    for start, end, replacement in found:
-        if merged and start < merged[-1][1]:
-            last_start, last_end, last_replacement = merged[-1]
-            merged[-1] = (last_start, max(last_end, end), last_replacement)
-            continue
-        merged.append((start, end, replacement))
-    return merged
-
-
 def transcript_pieces(
     text: str,
     codings: list[tuple[int, int, str]],
@@ -173,7 +155,7 @@ def transcript_pieces(
     other pieces are dropped, so no fragment of a redacted term survives a
     cut. Neighbouring pieces with the same codes and quotes are joined.
     """
-    redacted = redaction_spans(text, redactor)
+    redacted = redactor.spans(text)
     cuts = {0, len(text)}
     for start, end, _ in codings:
         cuts.update((start, end))
