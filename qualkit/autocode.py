@@ -108,7 +108,7 @@ class Autocoder:
         progress: Callable[[int], None] | None = None,
     ) -> AutocodeResult:
         """Code the stored sources that need it; return the counts of this coder's whole run."""
-        wanted = set(source_ids) if source_ids is not None else None
+        requested = set(source_ids) if source_ids is not None else None
         # Texts are read one source at a time, so memory does not grow with
         # the corpus.
         rows = self.db.execute(
@@ -116,7 +116,7 @@ class Autocoder:
             "LEFT JOIN autocode_state a ON a.source_id = s.id ORDER BY s.id"
         ).fetchall()
         for source_id, language, digest, stored in rows:
-            if wanted is not None and source_id not in wanted:
+            if requested is not None and source_id not in requested:
                 continue
             current = self.fingerprint(digest)
             if source_id in self.coded and stored == current:

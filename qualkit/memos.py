@@ -49,7 +49,7 @@ def _check_text(text: str) -> str:
     except UnicodeEncodeError as error:
         # A shell passes bytes that are not UTF-8 as lone surrogates.
         raise QualkitError(
-            f"The memo holds a character that is not valid text (position {error.start + 1}), "
+            f"The memo contains a character that is not valid text (position {error.start + 1}), "
             "so nothing was saved. Check the terminal's encoding, or put the text in a "
             "UTF-8 file and pass its contents."
         ) from None

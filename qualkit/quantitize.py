@@ -208,7 +208,7 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def csv_quoting(frame: pd.DataFrame) -> int:
     """Return the csv quoting that keeps each of ``frame``'s rows on one line.
 
-    pandas quotes a field holding "\n" but not one holding a bare "\r",
+    pandas quotes a field containing "\n" but not one containing a bare "\r",
     which readers take as a line break, so a frame with a "\r" anywhere
     quotes every field.
     """

@@ -475,6 +475,7 @@ def _overlapping_codings(
             for source_id, start, end in spans
         ]
     )
+
     where, params = filter_clause(db, selection)
     rows = db.execute(
         "SELECT j.key, c.id, c.source_id, c.start_offset, c.end_offset, c.code_id "
@@ -486,6 +487,7 @@ def _overlapping_codings(
         f"WHERE c.end_offset > json_extract(j.value, '$[1]') AND ({where})",
         [payload, *params],
     )
+
     matched: list[list[_Coding]] = [[] for _ in spans]
     for key, *coding in rows:
         matched[key].append(_Coding(*coding))

@@ -110,7 +110,7 @@ def _looks_like_phone(text: str) -> bool:
 
 
 class Redactor:
-    """Replace every listed term in a text; an empty redactor returns text unchanged."""
+    """Replace every listed term in a text. An empty redactor returns the text unchanged."""
 
     def __init__(
         self, terms: list[Term] | None = None, *, path: str | Path | None = None
@@ -125,7 +125,7 @@ class Redactor:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Redactor:
-        """Read a redaction list; raise InputError naming the file and line of a bad entry."""
+        """Read a redaction list, and raise InputError naming the file and line of a bad entry."""
         path = Path(path)
         try:
             data = path.read_bytes()

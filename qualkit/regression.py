@@ -415,7 +415,7 @@ def _unit_rhos(
 def _rho(
     later: np.ndarray, earlier: np.ndarray, every: np.ndarray, rhotype: str, k: int
 ) -> float | None:
-    """One unit's rho from its residual pairs; None when a denominator is 0."""
+    """Return one unit's rho from its residual pairs, or None when a denominator is 0."""
     products = float(np.sum(later * earlier))
     total = float(np.sum(every**2))
     years = len(every)

@@ -41,7 +41,7 @@ def displays(
 ) -> list[dict[str, Any]]:
     """Return the joint displays with anchors, the target's note and each quote's coding memos.
 
-    Nothing is redacted here; the caller redacts the whole tree once.
+    Nothing is redacted here, because the caller redacts the whole tree once.
     """
     found = joint_displays(
         db,
@@ -73,7 +73,7 @@ def _coding_memos(db: sqlite_utils.Database) -> dict[int, list[dict[str, Any]]]:
 
 
 def number_quotes(target_displays: list[dict[str, Any]], *, with_context: bool) -> list[dict[str, Any]]:
-    """Number every quote across the displays, give it anchors; return them in order."""
+    """Number every quote across the displays, give it anchors, and return the quotes in order."""
     quotes = []
     for display in target_displays:
         for quote in display["quotes"]:

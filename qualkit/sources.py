@@ -364,7 +364,7 @@ def _items_to_segment(
 ) -> list[tuple[_Prepared, str]]:
     """Return the new or changed sources whose language is in ``languages``, with that language.
 
-    The language is guessed as ``_store_source`` decides it; a wrong guess
+    The language is guessed as ``_store_source`` decides it. A wrong guess
     only means that the main process splits that source itself.
     """
     if not languages:
