@@ -249,7 +249,7 @@ def _parse_decision(
                 f"code {code!r} in the decision {text!r} is not one of the compared codes.",
                 path=path,
                 line=line,
-                fix=f"Use codes from: {', '.join(sorted(known_codes))}; separate them with commas, or write 'none'.",
+                fix=f"Use codes from: {', '.join(sorted(known_codes))}. Separate them with commas, or write 'none'.",
             )
         value: float | None = None
         if sep:
@@ -432,7 +432,7 @@ def _decided_pieces(
 ) -> list[Piece]:
     coder = _span_coder(judgement, code, data.coders, accept_from)
     if coder is None:
-        # No coder applied the code here: the decision codes the whole unit.
+        # No coder applied the code here, so the decision codes the whole unit.
         return [
             Piece(
                 judgement.source_id, code, judgement.start, judgement.end, value, None

@@ -45,8 +45,8 @@ VALUE_LEVELS = ("ordinal", "interval", "ratio")
 DEFAULT_STATUSES = ("accepted",)
 AUTOCODE_CODER = "autocode"
 # The meta key listing the coders that 'qualkit adjudicate' wrote, as a JSON
-# list. They are left out of the default coders so a consensus is never
-# compared with the coders it came from.
+# list. They are left out of the default coders, so a consensus is compared
+# with the coders it came from only when --coder names it.
 CONSENSUS_META_KEY = "consensus_coders"
 POOLED = "(pooled)"
 DEFAULT_SEED = 20240607
@@ -177,7 +177,7 @@ def resolve_coders(
         spellings.setdefault(fold_coder_name(name), []).append((name, count))
 
     def display(folded: str) -> str:
-        # The most used spelling, then the first in sort order.
+        # The most frequent spelling, then the first in sort order.
         return min(spellings[folded], key=lambda item: (-item[1], item[0]))[0]
 
     chosen: dict[str, tuple[str, ...]] = {}
@@ -349,7 +349,7 @@ def load_reliability_data(
     ]
     unused = [source for j, source in enumerate(sources) if not coded[:, j].any()]
     if unused:
-        log.warning("No compared coder coded %s; left out.", ", ".join(unused))
+        log.warning("No compared coder coded %s, so it is left out.", ", ".join(unused))
     sources = [source for j, source in enumerate(sources) if coded[:, j].any()]
     coded = coded[:, coded.any(axis=0)]
     for coder, source in missing:
@@ -598,7 +598,7 @@ def sample_fleiss(sample: UnitSample, weights: np.ndarray) -> float:
 
 
 def sample_alpha(sample: UnitSample, weights: np.ndarray, level: str) -> float:
-    """Return Krippendorff's alpha (the krippendorff package); NaN when it is undefined."""
+    """Return Krippendorff's alpha (the krippendorff package), or NaN when it is undefined."""
     domain = sample.domain
     largest = float(np.abs(domain).max()) if len(domain) else 0.0
     if level in ("interval", "ratio") and largest > 0:
@@ -821,17 +821,17 @@ def _check_requests(
             f"({', '.join(data.coders)}). Pick two with --coder A --coder B, or use "
             "--coefficient fleiss or --coefficient alpha for more coders."
         )
-    wanted = [level for level in levels if level in VALUE_LEVELS]
-    if not wanted:
+    requested = [level for level in levels if level in VALUE_LEVELS]
+    if not requested:
         return
     valued = set(data.codes_with_values())
     without = [code for code in data.codes if code not in valued]
     if not valued or (explicit_codes and without):
         names = ", ".join(without) if without else ", ".join(data.codes)
         raise QualkitError(
-            f"{wanted[0].capitalize()} alpha needs numbers on the codings, but no counted "
+            f"{requested[0].capitalize()} alpha needs numbers on the codings, but no counted "
             f"coding of {names} carries a value. Add values with 'qualkit code add ... "
-            "--value N', or drop --level " + " --level ".join(wanted) + "."
+            "--value N', or drop --level " + " --level ".join(requested) + "."
         )
 
 
@@ -1031,7 +1031,7 @@ def shorten_quote(text: str, width: int = QUOTE_WIDTH) -> str:
 
 
 def format_codes(codes: dict[str, float | None] | None) -> str:
-    """Write a coder's codes on a unit as "a, b=2"; a missing coder gets a placeholder."""
+    """Return a coder's codes on a unit as "a, b=2", or a placeholder for a missing coder."""
     if codes is None:
         return NOT_CODED
     return ", ".join(

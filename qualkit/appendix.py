@@ -34,7 +34,7 @@ FORMATS = {"html": "html", "md": "md", "tex": "tex", "docx": "docx"}
 DEFAULT_FORMATS = ("html", "md", "tex", "docx")
 DEFAULT_STATUSES = ("accepted", "suggested")
 COUNT_UNITS = ("codings", "interviews")
-# Government levels from the top down; other levels follow in alphabetical order.
+# Government levels from the top down. Other levels follow in alphabetical order.
 LEVEL_ORDER = ("central", "province", "city", "county", "township", "village")
 # The ``meta`` key under which ``qualkit scores regress`` stores its last regression table.
 REGRESSION_META_KEY = "last_regression"

@@ -57,7 +57,7 @@ class CloneResult:
 def sources_fingerprint(db: sqlite_utils.Database | sqlite3.Connection) -> str:
     """Return a SHA-256 digest of every source's id and text hash, in id order.
 
-    Two projects with the same fingerprint hold the same transcripts under
+    Two projects with the same fingerprint contain the same transcripts under
     the same ids, whatever else differs.
     """
     digest = hashlib.sha256()
@@ -210,7 +210,7 @@ def _write_clone(
     try:
         db.conn.backup(copy)
         if not blind:
-            # A rollback journal keeps the copy in one file until it is renamed;
+            # A rollback journal keeps the copy in one file until it is renamed.
             # qualkit switches it back to WAL when it next opens it.
             copy.execute("PRAGMA journal_mode = DELETE")
         copy.execute("PRAGMA foreign_keys = ON")

@@ -117,7 +117,7 @@ def write_backup(source_path: str | Path, destination: str | Path) -> BackupResu
 
     The copy is written under a temporary name in the destination's folder
     and renamed when it is complete, so ``destination`` never contains half a
-    copy. Any existing ``destination`` is replaced; callers check first.
+    copy. Any existing ``destination`` is replaced, so callers check first.
     """
     destination = Path(destination)
     partial = _temporary_name(destination)
@@ -170,8 +170,8 @@ def backup_database(
         os.replace(partial, destination)
     except StoreError as error:
         raise StoreError(
-            f"Backup to {destination} failed: {error} Nothing was written to {destination}; "
-            "run 'qualkit check' on the database, then try again."
+            f"Backup to {destination} failed: {error} Nothing was written to {destination}. "
+            "Run 'qualkit check' on the database, then try again."
         ) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -276,7 +276,8 @@ def _segment_offsets(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         detail = f"span {start}:{end} ends past the end of source {source_id} ({length} characters)"
         findings.append(_finding("offset_past_end", "segments", segment_id, detail))
 
-    # Turns (or paragraphs) of one source never overlap, and neither do sentences.
+    # The turns (or paragraphs) of one source must not overlap,
+    # and neither may its sentences.
     overlaps = db.execute(
         "SELECT id, source_id, kind, start_offset, previous_id, previous_end FROM ("
         "  SELECT id, source_id, kind, start_offset,"

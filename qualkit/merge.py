@@ -25,7 +25,7 @@ The rules, per coding of an input file:
   but another status, value or key-quote mark is a conflict: the target's
   coding is kept and the input's is listed.
 - Any other coding is added. If it overlaps a coding of the same coder and
-  code that the target held before this file, both are kept, the added one
+  code that the target contained before this file, both are kept, the added one
   is flagged with ``needs_review = 1``, and the pair is listed.
 
 A merge never changes or deletes a row already in the target, so a coding
@@ -85,7 +85,7 @@ ADDED_FLAGGED = "added, flagged for review"
 
 
 class _DryRun(Exception):
-    """Raised at the end of a dry run to roll the transaction back."""
+    """Exception raised at the end of a dry run to roll the transaction back."""
 
 
 @dataclass
@@ -371,8 +371,8 @@ def open_input(path: Path, target: Path) -> sqlite3.Connection:
     if version > store.SCHEMA_VERSION:
         connection.close()
         raise InputError(
-            f"was written by a newer qualkit (schema version {version}; this qualkit reads up to "
-            f"{store.SCHEMA_VERSION}).",
+            f"was written by a newer qualkit (schema version {version}). This qualkit reads up to "
+            f"schema version {store.SCHEMA_VERSION}.",
             path=path,
             fix="Upgrade qualkit, then merge again.",
         )
@@ -456,7 +456,7 @@ def merge_projects(
     With ``options.dry_run`` the transaction is rolled back after the report
     is made, so the report shows exactly what a real merge would do.
     Raises InputError naming the file when an input cannot be read or a row
-    of it cannot be written; the target is then unchanged.
+    of it cannot be written. The target is then unchanged.
     """
     options = options or MergeOptions()
     if not paths:
@@ -517,6 +517,7 @@ class _FileMerge:
         self.recorder = ChangeRecorder(
             db, options.merged_by, f"{MERGE_COMMAND} {path.name}"
         )
+
         # Input source id -> "matched", "changed", "added" or "missing".
         self.source_state: dict[str, str] = {}
         self.offset_maps: dict[str, OffsetMap] = {}
@@ -526,6 +527,7 @@ class _FileMerge:
         # Target codings that this file added or matched exactly, whose links are copied.
         self.linkable: set[int] = set()
         self.coders: dict[str, CoderSummary] = {}
+
         self.known_codes = _active_codes(db)
         self.retired_codes = {
             row[0] for row in db.execute("SELECT id FROM codes")
@@ -534,7 +536,7 @@ class _FileMerge:
         self.last_before = db.execute(
             "SELECT coalesce(max(id), 0) FROM codings"
         ).fetchone()[0]
-        # Coder -> (source, code) -> live codings that the target held before this file.
+        # Coder -> (source, code) -> live codings that the target contained before this file.
         self.earlier_spans: dict[
             str, dict[tuple[str, str], list[tuple[int, int, int]]]
         ] = {}
@@ -549,7 +551,7 @@ class _FileMerge:
             self._merge_review_positions()
         except sqlite3.IntegrityError as error:
             raise InputError(
-                f"a row cannot be written to the target ({error}); nothing was merged.",
+                f"a row cannot be written to the target ({error}), so nothing was merged.",
                 path=self.path,
                 fix=f"Run 'qualkit --db {self.path} check' to find the invalid rows, "
                 "or leave the file out of the merge.",
@@ -558,7 +560,7 @@ class _FileMerge:
             # open_input checked the file, so this is damage that the quick
             # check missed, or a failure to write the target.
             raise InputError(
-                f"the merge of this file failed ({error}); nothing was merged.",
+                f"the merge of this file failed ({error}), so nothing was merged.",
                 path=self.path,
                 fix="Check the file with 'sqlite3 FILE \"PRAGMA integrity_check\"', "
                 "or leave it out of the merge.",
@@ -599,7 +601,7 @@ class _FileMerge:
                 self.summary.sources_matched += 1
 
     def _add_source(self, source_id: str) -> None:
-        """Copy a source with its case and segments; imports are not in the audit log."""
+        """Copy a source with its case and segments. Imports are not in the audit log."""
         source = _rows(self.input, "SELECT * FROM sources WHERE id = ?", [source_id])[0]
         case_id = source["case_id"]
         if (
@@ -696,7 +698,7 @@ class _FileMerge:
         incoming: dict[str, Any],
         coder: CoderSummary,
     ) -> str:
-        """Merge one coding; return added, unchanged, conflicting or not merged."""
+        """Merge one coding and return added, unchanged, conflicting or not merged."""
         where = {
             "coder": coder.coder,
             "source_id": row["source_id"],
@@ -798,7 +800,7 @@ class _FileMerge:
         existing: dict[str, Any],
         where: dict[str, Any],
     ) -> str:
-        """Match a coding with the target's coding of the same key; return unchanged or conflicting."""
+        """Match a coding with the target's coding of the same key and return unchanged or conflicting."""
         self.coding_ids[row["id"]] = existing["id"]
         differences = [
             name for name in DECISION_FIELDS if existing.get(name) != incoming.get(name)
@@ -903,7 +905,7 @@ class _FileMerge:
         return sorted(found, key=lambda item: item[1])
 
     def _reanchor(self, row: dict[str, Any], incoming: dict[str, Any]) -> bool:
-        """Move the coding onto the target's text; return False if its words changed."""
+        """Move the coding onto the target's text and return False if its words changed."""
         source_id = row["source_id"]
         new = self._target_text(source_id)
         if source_id not in self.offset_maps:

@@ -65,7 +65,7 @@ def migrate(db: sqlite_utils.Database, path: Path, version: int) -> Path | None:
 
     Returns the backup copy written before the upgrade, or None when another
     process upgraded the file first. Raises StoreError for a version that no
-    qualkit release wrote, or when a step fails; the file is then unchanged.
+    qualkit release wrote, or when a step fails. The file is then unchanged.
     """
     from qualkit.maintenance import write_backup
     from qualkit.store import SCHEMA_VERSION, read_schema_version, set_meta, transaction

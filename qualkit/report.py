@@ -1,6 +1,6 @@
 """Render the evidence report from the database with Jinja templates.
 
-HTML output is autoescaped; Markdown output escapes every value through the
+HTML output is autoescaped, and Markdown output escapes every value through the
 ``md`` filter. Every string that comes from the data passes through the
 project's redaction list before a template sees it. The report states the
 qualkit version, codebook versions, content hash, options and time of
@@ -84,8 +84,8 @@ def render_report(
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise QualkitError(f"Unknown report format {unknown[0]!r}. Use: {', '.join(FORMATS)}.")
-    # Checked first, because matplotlib's SVG writer (3.11) also reads
-    # SOURCE_DATE_EPOCH for the figures and fails on a bad value with a traceback.
+    # Validate SOURCE_DATE_EPOCH first, because matplotlib's SVG writer (3.11) also
+    # reads it for the figures and fails on a bad value with a traceback.
     rendering_time()
     if redactor is None:
         redactor = load_redactor(settings.get("redact"))
@@ -223,14 +223,15 @@ def render_template(template: jinja2.Template, context: dict[str, Any]) -> str:
     try:
         return template.render(**context)
     except jinja2.TemplateSyntaxError as error:
-        # An {% include %} of a broken template fails only at rendering.
+        # Jinja loads an {% include %}d template only at rendering, so a syntax
+        # error in it is raised here and not by load_template.
         raise InputError(
             f"template syntax error: {_sentence(error.message)}",
             path=error.filename or error.name,
             line=error.lineno,
         ) from None
     except jinja2.TemplateNotFound as error:
-        # An {% include %} of a file outside the template folders, or missing.
+        # An {% include %} of a missing file or of a file outside the template folders.
         path, line = _template_location(sys.exc_info()[2], template)
         raise InputError(
             f"template error: the included template {error.name!r} is not in the templates folder "
@@ -248,7 +249,7 @@ def render_template(template: jinja2.Template, context: dict[str, Any]) -> str:
             fix="Use only the names and filters that the bundled templates use.",
         ) from None
     except OverflowError as error:
-        # The sandbox limits range() to 100,000 items.
+        # The sandbox limits range() to 100,000 items (jinja2.sandbox.MAX_RANGE in Jinja 3.1).
         path, line = _template_location(sys.exc_info()[2], template)
         raise InputError(
             f"template error: {_sentence(str(error))}",
@@ -503,7 +504,7 @@ def report_context(
     with_transcripts = settings.get("transcripts", True) is not False
     target_displays = displays(db, statuses, per_target, style.format, rules)
     quotes = number_quotes(target_displays, with_context=with_transcripts)
-    # Transcript views redact themselves span by span; see transcript_pieces.
+    # Transcript views redact themselves span by span (see transcript_pieces).
     views = transcripts(db, quotes, statuses, style.format, cases, redactor) if with_transcripts else []
     quoted = {quote["case_id"] for quote in quotes}
     data = {

@@ -28,7 +28,7 @@ XLINK_NAMESPACE = "http://www.w3.org/1999/xlink"
 # Elements that can run code or embed foreign content, dropped with their children.
 UNSAFE_ELEMENTS = {"script", "foreignObject", "iframe", "object", "embed", "image", "audio", "video"}
 HREF_ATTRIBUTES = {"href", f"{{{XLINK_NAMESPACE}}}href"}
-# A CSS reference to another resource; url(#id) points inside the document.
+# A CSS reference to another resource. A url(#id) points inside the document.
 _CSS_URL = re.compile(r"url\(\s*['\"]?\s*([^)'\"\s]*)", re.IGNORECASE)
 
 

@@ -6,19 +6,19 @@ rank change, priority and typology cell. The qualitative side comes from
 the interviews whose coded passages are linked to the target through
 ``quote_links``. Each display also carries the strongest quotes and a
 meta-inference with the rule that produced it. ``TriangulationRules``
-holds every threshold, so a researcher can state and change them.
+contains every threshold, so a researcher can state and change them.
 
 The meta-inference compares two classifications:
 
 - quantitative: "more" negotiable (the typology's ``negotiability_level``,
   or ``frequency >= negotiability_cut`` when a cut is given), "less"
-  negotiable, or none (no score, or a target not eligible for scoring);
+  negotiable, or none (no score, or a target not eligible for scoring).
 - qualitative: "negotiable" when at least ``min_bargaining_interviews``
   interviews code a bargaining strategy or channel on a passage about the
-  target and they outnumber the interviews that call it non-negotiable;
+  target, and they outnumber the interviews that call it non-negotiable.
   "non-negotiable" when at least ``min_nonnegotiable_interviews`` interviews
-  call it non-negotiable and they outnumber the bargaining interviews;
-  "split" when both thresholds are met with equal counts; otherwise none.
+  call it non-negotiable, and they outnumber the bargaining interviews.
+  "split" when both thresholds are met with equal counts. Otherwise none.
 
 The result is "convergent" (both sides agree), "divergent" (they disagree,
 or the interviews are split on a scored target), "quantitative-only",
@@ -545,7 +545,7 @@ def select_quotes(
 ) -> list[dict[str, Any]]:
     """Pick up to ``limit`` passages by ``quote_rank``, at most ``max_quotes_per_interview`` from one interview.
 
-    Key quotes are always taken first and are not capped per interview.
+    Key quotes rank first and have no per-interview cap, but count toward ``limit``.
     """
     for passage in passages:
         if "evidence_codes" not in passage:

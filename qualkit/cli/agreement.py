@@ -18,7 +18,7 @@ from qualkit.cli.common import (
 
 log = logging.getLogger("qualkit")
 
-# The same limit as qualkit.agreement.MAX_REPLICATES, kept here so that
+# The same limit as qualkit.agreement.MAX_REPLICATES, repeated here so that
 # building the CLI does not import numpy and statsmodels.
 MAX_REPLICATES = 100_000
 
@@ -43,7 +43,7 @@ def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--code",
             "codes",
             multiple=True,
-            help="Code id; its child codes that the coders applied are compared too, each on its own. Repeatable. Default: every code the coders applied.",
+            help="Code id. Its child codes that the coders applied are compared too, each on its own. Repeatable. Default: every code the coders applied.",
         ),
         click.option(
             "--source",
@@ -61,7 +61,7 @@ def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.FloatRange(0, 1),
             default=0.0,
             show_default=True,
-            help="Share of a sentence's or turn's characters that a coder's codings must cover to count; 0 means any overlap.",
+            help="Share of a sentence's or turn's characters that a coder's codings must cover to count. 0 means any overlap.",
         ),
         click.option(
             "--assume-coded",
@@ -105,7 +105,7 @@ def build_selection(
     "coefficients",
     multiple=True,
     type=click.Choice(["percent", "cohen", "fleiss", "alpha"]),
-    help="Coefficient to report. Repeatable. Default: all; Cohen's kappa only with exactly two coders.",
+    help="Coefficient to report. Repeatable. Default: all, but Cohen's kappa only with exactly two coders.",
 )
 @click.option(
     "--level",
@@ -120,7 +120,7 @@ def build_selection(
     type=click.IntRange(min=0, max=MAX_REPLICATES),
     default=0,
     show_default=True,
-    help="Bootstrap replicates for percentile confidence intervals (units resampled), e.g. 1000; 0 for no intervals. A 95% interval needs at least 40.",
+    help="Bootstrap replicates for percentile confidence intervals (units resampled), e.g. 1000, or 0 for no intervals. A 95% interval needs at least 40.",
 )
 @click.option(
     "--seed",
@@ -199,7 +199,7 @@ def agree(
     type=click.IntRange(min=20),
     default=200,
     show_default=True,
-    help="Maximum quote length in characters; longer quotes keep their start and end.",
+    help="Maximum quote length in characters. Longer quotes keep their start and end.",
 )
 @output_option
 @pass_state
@@ -275,7 +275,7 @@ def adjudicate(
     """Settle disagreements into a consensus coder.
 
     \b
-    Codes the coders agree on are copied; disagreements follow --rule,
+    Codes the coders agree on are copied. Disagreements follow --rule,
     --accept-from and the --decisions file. Ties left open are listed on
     stdout. Every write is one batch that 'qualkit undo' takes back.
     \b
@@ -321,7 +321,7 @@ def adjudicate(
         )
         if result.batch_id:
             click.echo(
-                f"Batch {result.batch_id}; undo with 'qualkit undo --coder {recorder_name}'.",
+                f"Batch {result.batch_id}. Undo it with 'qualkit undo --coder {recorder_name}'.",
                 err=True,
             )
     if result.plan.decided_units:

@@ -62,7 +62,7 @@ def clone(state: State, destination: str, coder: str, blind: bool, force: bool) 
     if result.blind:
         click.echo(
             f"Blind copy: left out {result.codings_left_out} codings and {result.memos_left_out} memos "
-            f"of other coders; {result.suggestions_restored} suggestions they had decided are suggestions again."
+            f"of other coders. {result.suggestions_restored} suggestions they had decided are suggestions again."
         )
 
 
@@ -105,7 +105,7 @@ def clone(state: State, destination: str, coder: str, blind: bool, force: bool) 
     type=click.Choice(REPORT_PARTS),
     default="all",
     show_default=True,
-    help="Part of the report to print; csv prints one part, so choose files, coders or conflicts.",
+    help="Part of the report to print. CSV output contains one part, so choose files, coders or conflicts.",
 )
 @output_option
 @pass_state
@@ -185,7 +185,7 @@ def _print_report(report: MergeReport, show: str, output_format: str) -> None:
             click.echo(f"\n{name.capitalize()}:")
             table = frame()
             if name == "files" and output_format == "table" and not table.empty:
-                # One column per file reads better than some twenty count columns.
+                # One column per file reads better than a column for each FileSummary count.
                 table = table.set_index("file").T.reset_index(names="count")
             echo_frame(table, output_format)
     conflicts = len(report.conflicts)

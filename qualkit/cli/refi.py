@@ -16,7 +16,7 @@ from qualkit.cli.common import (
 )
 
 DEFAULT_LIMIT_MB = 200
-# The largest --max-member-mb and --max-total-mb, 1 TiB; it also rejects inf.
+# The maximum --max-member-mb and --max-total-mb (1 TiB). A finite maximum also rejects inf.
 MAX_LIMIT_MB = 1024 * 1024
 
 

@@ -1,7 +1,7 @@
 """REFI-QDA exchange: export the codebook (``.qdc``) and the project (``.qdpx``), and import both.
 
 The schemas in ``schemas/`` are the REFI-QDA 1.0 ``Codebook.xsd`` and
-``Project.xsd``; exports are checked against them before they are written.
+``Project.xsd``, and exports are checked against them before they are written.
 """
 
 from __future__ import annotations

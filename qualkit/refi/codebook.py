@@ -29,7 +29,7 @@ from qualkit.refi.common import (
 )
 from qualkit.store import get_meta, set_meta
 
-# The meta key holding code colours as JSON ({code id: "#RRGGBB"}), because
+# The meta key that stores code colours as JSON ({code id: "#RRGGBB"}), because
 # the codes table has no colour column.
 COLOURS_META_KEY = "refi_code_colours"
 
@@ -44,7 +44,7 @@ ID_HEADING = "qualkit id:"
 
 @dataclass(frozen=True)
 class CodeFields:
-    """The code fields that a REFI-QDA description holds."""
+    """The code fields that a REFI-QDA description contains."""
 
     definition: str
     when_to_use: str | None = None
@@ -127,7 +127,7 @@ def code_colours(db: sqlite_utils.Database) -> dict[str, str]:
 
 
 def store_code_colours(db: sqlite_utils.Database, colours: dict[str, str]) -> None:
-    """Add ``colours`` to the stored code colours; the caller opens the transaction."""
+    """Add ``colours`` to the stored code colours. The caller opens the transaction."""
     if not colours:
         return
     merged = {**code_colours(db), **colours}
@@ -183,9 +183,9 @@ def codebook_document(db: sqlite_utils.Database) -> bytes:
             "The project has no codes to export. Apply a codebook first with "
             "'qualkit codebook apply' or import one with 'qualkit refi import'."
         )
-    # Tags are written without a prefix and the root declares the default
-    # namespace as a plain attribute, which keeps ElementTree's global
-    # prefix registry out of it.
+    # Tags are written without a prefix, and the root declares the default
+    # namespace as a plain attribute, so ElementTree's global prefix registry
+    # is not involved.
     root = Element("CodeBook", {"xmlns": CODEBOOK_NAMESPACE, "origin": ORIGIN})
     add_code_elements(root, codes, code_colours(db))
     return serialize(root)

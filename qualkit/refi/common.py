@@ -83,5 +83,5 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def xml_text(value: str) -> str:
-    """Return ``value`` without the control characters that XML 1.0 cannot hold."""
+    """Return ``value`` without the control characters that XML 1.0 does not allow."""
     return _XML_FORBIDDEN.sub("", value)

@@ -59,7 +59,7 @@ IMPORTED_CODEBOOK = ("refi_import", "1")
 LISTED_ERRORS = 20
 # Variable names that other programs use for qualkit's case fields.
 FIELD_ALIASES = {"appendix group": "appendix_group", "appendix-group": "appendix_group"}
-# Ids made from names are cut to these lengths; the label keeps the whole name.
+# Ids made from names are cut to these lengths. The label contains the whole name.
 MAX_ID_LENGTH = 100
 MAX_SLUG_LENGTH = 60
 
@@ -355,11 +355,14 @@ class _Writer:
         return codebook_id, version
 
     def _write_codes(self) -> None:
+        """Match each parsed code to a project code, or insert it as a new code."""
         if not self.parsed.codes:
             return
+
         cursor = self.db.execute("SELECT * FROM codes")
         columns = [d[0] for d in cursor.description]
         existing = {row[0]: dict(zip(columns, row)) for row in cursor.fetchall()}
+
         # Only codes the project had before this import are matched by label,
         # so two distinct codes of one file never become one.
         by_label: dict[str, list[str]] = {}
@@ -367,11 +370,13 @@ class _Writer:
             by_label.setdefault(row["label"].casefold(), []).append(code_id)
         labels_in_file = Counter(code.name.casefold() for code in self.parsed.codes)
         claimed: set[str] = set()
+
         codebook_id, version = self._codebook_version()
         position = (
             self.db.execute("SELECT max(position) FROM codes").fetchone()[0] or -1
         ) + 1
         colours: dict[str, str] = {}
+
         for code in self.parsed.codes:
             fields = parse_description(code.description)
             parent_id = (
@@ -392,10 +397,12 @@ class _Writer:
                 self.code_versions[code_id] = existing[code_id]["codebook_version"]
                 self._compare_code(code.name, existing[code_id], fields, parent_id)
                 continue
+
             code_id = self._new_code_id(code, fields.qualkit_id, parent_id, existing)
             claimed.add(code_id)
             if fields.qualkit_id is not None and code_id != fields.qualkit_id:
                 self._note_replaced_id(code.name, fields.qualkit_id, code_id)
+
             row = {
                 "id": code_id,
                 "parent_id": parent_id,
@@ -420,6 +427,7 @@ class _Writer:
                 colours[code_id] = code.colour
             if fields.qualkit_id is None:
                 self.note("Code", code.name, "imported", f"as code {code_id!r}")
+
         store_code_colours(self.db, colours)
 
     def _note_replaced_id(self, name: str, qualkit_id: str, code_id: str) -> None:

@@ -376,7 +376,7 @@ def unread_elements(root: Element) -> list[ReportRow]:
 
 
 def _read_sets(sets: Element | None, result: ParsedFile) -> None:
-    """Mark an empty ``<Sets/>`` as read; sets with members stay unread and are reported."""
+    """Mark an empty ``<Sets/>`` as read. Sets with members stay unread and are reported."""
     if sets is not None and len(sets) == 0:
         _mark(sets)
         result.report.append(
@@ -707,7 +707,7 @@ def _read_text_source(
     elif path_value:
         raw = _member_text(members, path_value, "TextSource", name, result)
         if raw is None:
-            # The report already has a row with the reason; its children are not listed again.
+            # The report already has a row with the reason, so its children are not listed again.
             _mark_tree(element)
             return None
     else:
@@ -778,6 +778,10 @@ def _read_text_source(
 def _read_selection(
     item: Element, source_name: str, result: ParsedFile
 ) -> ParsedSelection | None:
+    """Parse a ``<PlainTextSelection>``.
+
+    Return None, and add a report row, when its positions are not whole numbers.
+    """
     guid = normalize_guid(item.get("guid")) or ""
     raw_start, raw_end = item.get("startPosition"), item.get("endPosition")
     label = f"{source_name} [{_shorten(raw_start)}:{_shorten(raw_end)}]"
@@ -793,6 +797,7 @@ def _read_selection(
         )
         _mark_tree(item)
         return None
+
     _mark(item)
     description = item.find("Description")
     _mark(description)
@@ -804,6 +809,7 @@ def _read_selection(
         user_guid=normalize_guid(item.get("creatingUser")),
         label=label,
     )
+
     for coding in item.findall("Coding"):
         parsed = _read_coding(coding, label, result)
         if parsed is not None:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-# C0 and C1 control characters other than tab and line feed. Word's XML cannot
-# hold them and LaTeX and HTML show them as garbage, so tables drop them.
+# C0 and C1 control characters other than tab and line feed. XML 1.0, which Word
+# files use, does not allow most C0 characters, and LaTeX and HTML show them as
+# garbage, so tables drop them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _BREAKS = re.compile(r" *\n[\s]*")
@@ -32,10 +33,10 @@ LINE_BREAK = Text("\n")
 
 
 def cell(*parts: Any, bold: bool = False) -> Cell:
-    """Build a cell from strings, numbers and ``Text`` runs; None is skipped.
+    """Build a cell from strings, numbers and ``Text`` runs, skipping None.
 
-    Strings and numbers are stripped of surrounding white space; ``Text``
-    runs (such as ``LINE_BREAK``) are kept as they are.
+    Strings and numbers are stripped of surrounding white space. ``Text``
+    runs (such as ``LINE_BREAK``) are used unchanged.
     """
     runs = []
     for part in parts:

@@ -10,7 +10,7 @@ import re
 
 from qualkit.tables import Cell, Table
 
-# ASCII punctuation that changes how text inside a table cell renders; CommonMark
+# ASCII punctuation that changes how text inside a table cell renders. CommonMark
 # lets a backslash escape each of them. Parentheses and "!" need no escape
 # because "[" is escaped, and list markers cannot start a cell.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>&~])")

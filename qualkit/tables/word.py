@@ -2,8 +2,8 @@
 
 The document contains the title as a caption, one real Word table whose first
 row is a repeating header row, and the notes below it. python-docx writes
-text as XML text nodes, so no value needs escaping; control characters,
-which XML cannot hold, are removed when the table is built.
+text as XML text nodes, so no value needs escaping. Control characters,
+most of which XML 1.0 does not allow, are removed when the table is built.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _mark_header_row(row: Any) -> None:
 def build_document(
     table: Table, *, author: str = "qualkit", as_of: datetime | None = None
 ) -> Any:
-    """Return a python-docx Document holding the table; ``as_of`` sets its created and modified dates."""
+    """Return a python-docx Document containing the table; ``as_of`` sets its created and modified dates."""
     document = docx.Document()
     properties = document.core_properties
     properties.author = author
