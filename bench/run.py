@@ -20,8 +20,8 @@ so that each peak RSS is that of one step alone:
 
 Ratios compare steps of the same run of this script. After the sizes, it
 fills a copy of the largest database with generated codings (one million by
-default, written in SQL) and times a coded-quote query and the report, and
-it compares negotiability and agreement with the pandas and krippendorff
+default, written in SQL) and times a coded-quote query and the report. It
+also compares negotiability and agreement with the pandas and krippendorff
 calls they rest on. It prints the results and rewrites the page.
 
 ``--results FILE`` also saves the measurements as JSON, ``--render FILE``
@@ -222,7 +222,7 @@ def child_queries(arguments: dict[str, Any]) -> dict[str, Any]:
         selection = CodingFilter(statuses=("accepted",))
         timings: list[float] = []
         rows = 0
-        # A slow query runs once: repeating it would only lengthen the run.
+        # A slow query runs once, because repeating it would only lengthen the run.
         while len(timings) < QUERY_REPEATS and sum(timings) < QUERY_REPEAT_BUDGET:
             with Stopwatch() as watch:
                 rows = len(query_quotes(project.db, QUERY_EXPRESSION, selection))
@@ -245,7 +245,7 @@ def child_queries(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def profile_queries(database: str) -> dict[str, Any]:
-    """Profile the coded-quote query and the report's rendering with cProfile; return their top entries."""
+    """Profile the coded-quote query and the report's rendering with cProfile, and return their top entries."""
     from qualkit.coding import CodingFilter
     from qualkit.project import Project
     from qualkit.queries import query_quotes
@@ -282,7 +282,7 @@ def insert_generated_codings(db: Any, count: int) -> int:
     ]
     db.execute("CREATE TEMP TABLE bench_codes (n INTEGER PRIMARY KEY, code_id TEXT)")
     db.conn.executemany("INSERT INTO bench_codes VALUES (?, ?)", list(enumerate(codes)))
-    # The insert above opened a transaction; without this commit the codings
+    # The insert above opened a transaction. Without this commit the codings
     # would go into a savepoint of it and be lost when the process ends.
     db.conn.commit()
     before = db.execute("SELECT count(*) FROM codings").fetchone()[0]
@@ -304,7 +304,7 @@ def insert_generated_codings(db: Any, count: int) -> int:
 
 
 def run_cli(arguments: list[str]) -> dict[str, Any]:
-    """Run the ``qualkit`` command of this checkout; return its seconds, exit code and last error line."""
+    """Run the ``qualkit`` command of this checkout, and return its seconds, exit code and last error line."""
     command = [sys.executable, "-m", "qualkit", *arguments]
     started = time.perf_counter()
     try:
@@ -355,7 +355,7 @@ def child_analysis(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def best_of(action: Any, repeats: int = ANALYSIS_REPEATS) -> tuple[Any, float]:
-    """Call ``action`` ``repeats`` times; return its last result and the fastest wall-clock seconds.
+    """Call ``action`` ``repeats`` times, and return its last result and the fastest wall-clock seconds.
 
     Taking the fastest run leaves out first-call costs (imports, caches) and
     some of the noise from other processes.
@@ -472,7 +472,7 @@ class GeneratedCorpus:
 
 
 def generate(folder: Path, transcripts: int, seed: int) -> GeneratedCorpus:
-    """Write ``transcripts`` files of 2,000 to 4,000 words; every fifth one is Chinese."""
+    """Write ``transcripts`` files of 2,000 to 4,000 words, every fifth one in Chinese."""
     import bench_pipeline as generator
 
     from qualkit.codebook import load_codebook, resolve_codebook_path
@@ -506,7 +506,7 @@ def generate(folder: Path, transcripts: int, seed: int) -> GeneratedCorpus:
 
 
 def edit(corpus: GeneratedCorpus, share: float, seed: int) -> int:
-    """Edit ``share`` of the transcripts on disk; return the words of the edited transcripts."""
+    """Edit ``share`` of the transcripts on disk, and return the words of the edited transcripts."""
     import bench_pipeline as generator
 
     chosen = generator.edit_transcripts(
@@ -535,16 +535,20 @@ def measure_size(transcripts: int, folder: Path, seed: int, profile: bool) -> di
         "words_zh": corpus.words("zh"),
         "generate_seconds": watch.wall,
     }
+
     db = str(folder / "qualkit.db")
     log(f"{transcripts} transcripts ({size['words']:,} words): bare tokenization")
     size["bare"] = run_child("bare", {"paths": corpus.paths})
+
     log(f"{transcripts} transcripts: qualkit import + autocode")
     size["full"] = run_child("qualkit", {"db": db, "paths": corpus.paths})
+
     log(f"{transcripts} transcripts: re-run with nothing changed")
     size["unchanged"] = run_child("qualkit", {"db": db, "paths": corpus.paths})
     size["edited_words"] = edit(corpus, EDITED_SHARE, seed + 1)
     log(f"{transcripts} transcripts: re-run after editing 1%")
     size["incremental"] = run_child("qualkit", {"db": db, "paths": corpus.paths})
+
     if profile:
         log(f"{transcripts} transcripts: profile of import + autocode")
         profiled_db = str(folder / "profiled.db")
@@ -552,6 +556,7 @@ def measure_size(transcripts: int, folder: Path, seed: int, profile: bool) -> di
         os.unlink(profiled_db)
         log(f"{transcripts} transcripts: profile of a re-run with nothing changed")
         size["profile_rerun"] = run_child("qualkit", {"db": db, "paths": corpus.paths, "profile": True})
+
     bare_seconds = size["bare"]["en"]["seconds"] + size["bare"]["zh"]["seconds"]
     bare_cpu = size["bare"]["en"]["cpu"] + size["bare"]["zh"]["cpu"]
     size["bare_seconds"] = bare_seconds
@@ -635,7 +640,7 @@ def run_queries_and_analysis(database: Path, work: Path, arguments: argparse.Nam
 
 
 def update_queries(arguments: argparse.Namespace) -> int:
-    """Re-run the query, report and analysis steps against a kept database; rewrite the saved results and the page."""
+    """Re-run the query, report and analysis steps against a kept database, then rewrite the saved results and the page."""
     if arguments.results is None or not arguments.results.exists():
         raise SystemExit("--update-queries needs --results with the JSON file of an earlier run.")
     results = json.loads(arguments.results.read_text(encoding="utf-8"))

@@ -1,8 +1,8 @@
 """Tests for reading qualkit.toml: every bad file ends in a ConfigError.
 
-The cases come from the hostile-input pass of issue 8, where each of them
-ended in a traceback (UnicodeDecodeError, RecursionError, TypeError,
-AttributeError) or was accepted with a value of the wrong type.
+Without the checks in load_config, each case would end in a traceback
+(UnicodeDecodeError, RecursionError, TypeError, AttributeError) or be
+accepted with a value of the wrong type.
 """
 
 from __future__ import annotations

@@ -991,9 +991,9 @@ def test_excel_bad_directory_offset_rejected(tmp_path: Path) -> None:
     assert "not a readable Excel file" in str(caught.value)
 
 
-def test_matrix_export_keeps_carriage_return_cell_in_one_row(tmp_path: Path) -> None:
-    # pandas quotes a field holding "\n" but not one holding a bare "\r",
-    # which spreadsheet readers take as a row break.
+def test_matrix_export_quotes_carriage_return(tmp_path: Path) -> None:
+    # pandas quotes a field containing "\n" but not one containing a bare
+    # "\r", which spreadsheet readers take as a row break.
     import csv
 
     import pandas as pd

@@ -1,7 +1,7 @@
-"""Regression tests for problems found in a new user's first run of qualkit.
+"""Regression tests for errors and warnings of qualkit's command-line workflow.
 
-Each test runs the command the user ran, on real files and a real SQLite
-database under tmp_path, and checks the error or warning now given.
+Each test runs a qualkit command on real files and a real SQLite database
+under tmp_path, and checks the error, warning or stored result.
 """
 
 from __future__ import annotations
@@ -398,7 +398,7 @@ def test_same_text_other_file_accepted(runner: CliRunner, new_project: Path, imp
     assert "1 unchanged" in result.stdout
 
 
-# F3: suggestions flagged by re-anchoring, then produced again by their rule
+# Suggestions flagged by re-anchoring, then produced again by their rule
 
 
 def test_autocode_clears_flag_of_reconfirmed_suggestions(runner: CliRunner, new_project: Path) -> None:

@@ -307,8 +307,8 @@ def test_html_report_escapes_quote(hostile_build: Path) -> None:
 
 
 def test_html_report_has_only_the_bundled_script(hostile_build: Path) -> None:
-    # The one script is the bundled table sorter; a quote's <script> text is
-    # escaped (test above), so every script element holds exactly that file.
+    # The one script is the bundled table sorter. A quote's <script> text is
+    # escaped (test above), so every script element contains exactly that file.
     html = (hostile_build / "report" / "report.html").read_text(encoding="utf-8")
     bundled = (ROOT / "templates" / "report.js").read_text(encoding="utf-8")
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, re.IGNORECASE | re.DOTALL)

@@ -42,7 +42,7 @@ CODE = """\
     when_not_to_use: When another code applies.
     example: An example of {id}.
 """
-# Code id -> parent id; parents come before their children.
+# Code id -> parent id. Parents come before their children.
 CODES = {
     "strategy": None,
     "strategy.underpromise": "strategy",

@@ -1,7 +1,7 @@
 """The sentence worker of a large Chinese import ends when its import is killed.
 
-Found by a new user's run: after `kill -9` of `qualkit build`, the forked
-worker kept running with the database's files open.
+After `kill -9` of `qualkit build`, the forked worker must not keep running
+with the database's files open.
 """
 
 from __future__ import annotations
